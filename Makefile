@@ -1,0 +1,39 @@
+# Everything runs inside the FEniCSx environment through docker/envrun
+# (native if DOLFINx >= 0.9 is importable, else a cached Debian 13 chroot).
+ENVRUN ?= docker/envrun
+NP ?= 2
+CONFIG ?= configs/demo.yaml
+PYTEST = python3 -m pytest -q -p no:cacheprovider
+
+.PHONY: env demo test test-serial test-mpi run shell docs bench clean
+
+env:            ## build (once) and check the environment
+	$(ENVRUN) python3 -c "import dolfinx, gmsh, pyvista; print('DOLFINx', dolfinx.__version__, '| gmsh', gmsh.__version__, '| pyvista', pyvista.__version__)"
+
+demo:           ## mesh + run configs/demo.yaml on 2 ranks into results/demo, then report
+	$(ENVRUN) python3 -m solver mesh configs/demo.yaml -o results/demo
+	$(ENVRUN) mpirun -n 2 python3 -m solver run configs/demo.yaml -o results/demo
+	$(ENVRUN) python3 -m solver report results/demo
+
+test: test-serial test-mpi  ## the whole suite: serial, then MPI-marked tests on 2 ranks
+
+test-serial:
+	$(ENVRUN) $(PYTEST) tests
+
+test-mpi:
+	$(ENVRUN) mpirun -n 2 python3 -m mpi4py -m pytest -q -p no:cacheprovider -m mpi tests
+
+run:            ## make run CONFIG=configs/x.yaml NP=4
+	$(ENVRUN) mpirun -n $(NP) python3 -m solver run $(CONFIG)
+
+shell:
+	$(ENVRUN) bash
+
+docs:           ## regenerate docs/config.md from the schema
+	$(ENVRUN) python3 -m solver.docs > docs/config.md
+
+bench:
+	$(ENVRUN) python3 benchmarks/potential_scaling.py
+
+clean:
+	rm -rf results build

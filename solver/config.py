@@ -1,0 +1,629 @@
+"""The run configuration: a YAML file validated by a pydantic v2 schema.
+
+Every physical value is SI or a unit string ("300 MPa", "1 mA/cm^2"); the
+schema converts it to an SI float. Unknown keys are errors (with a
+did-you-mean). ``load_config`` reports every problem as one line naming the
+key path, the value and what was expected. Nothing here imports DOLFINx, so
+``python3 -m solver check`` is instant.
+
+Coordinate convention (2D): the electrolyte occupies [0, width] x [0, height];
+Na plates at the electrode y = 0 (``plating_electrode``) and the counter
+electrode is y = height (``counter_electrode``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+from .units import UnitError, to_si
+
+SCHEMA_VERSION = 1
+
+
+# --------------------------------------------------------------------------
+# Physical quantity types
+# --------------------------------------------------------------------------
+def _quantity(dimension: str):
+    def parse(v):
+        try:
+            return to_si(v, dimension)
+        except UnitError as exc:
+            raise ValueError(str(exc)) from None
+
+    return BeforeValidator(parse)
+
+
+def Q(dimension: str, *, gt=None, ge=None, le=None, lt=None):
+    """Annotated float in the SI unit of ``dimension`` (with optional bounds)."""
+    from .units import DIMENSIONS
+
+    unit = DIMENSIONS[dimension][0] or "1"
+    return Annotated[
+        float,
+        _quantity(dimension),
+        Field(gt=gt, ge=ge, le=le, lt=lt, json_schema_extra={"unit": unit, "dimension": dimension}),
+    ]
+
+
+Length = Q("length", gt=0)
+Time = Q("time", gt=0)
+Pressure = Q("pressure", gt=0)
+Voltage = Q("voltage")
+CurrentDensity = Q("current_density")
+Angle = Q("angle")
+
+
+class Section(BaseModel):
+    """Base for all config sections: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+
+# A piecewise-linear schedule: [[t0, v0], [t1, v1], ...] (t in s, v in SI),
+# or a constant.
+SchedulePoint = tuple[Annotated[float, _quantity("time")], float]
+
+
+class Schedule(Section):
+    """Piecewise-linear value vs time; constant after the last point."""
+
+    points: list[SchedulePoint] = Field(
+        description="[[time_s, value], ...], times strictly increasing"
+    )
+
+    @model_validator(mode="after")
+    def _increasing(self):
+        ts = [p[0] for p in self.points]
+        if not ts:
+            raise ValueError("expected at least one [time, value] point")
+        if any(b <= a for a, b in zip(ts, ts[1:])):
+            raise ValueError(f"expected strictly increasing times, got {ts}")
+        return self
+
+
+# --------------------------------------------------------------------------
+# mesh
+# --------------------------------------------------------------------------
+class Flaw(Section):
+    """A flaw cut out of (or marked in) the electrolyte.
+
+    ``notch``/``slot``: a rectangular slot with a round tip starting at the
+    plating electrode; ``crack``: a thin slot anywhere; ``ellipse``/``pore``:
+    an elliptical hole. ``filled_with_na``: the flaw is meshed and starts as Na
+    metal instead of being a hole.
+    """
+
+    type: Literal["notch", "slot", "crack", "ellipse", "pore"]
+    center: Optional[tuple[Annotated[float, _quantity("length")], Annotated[float, _quantity("length")]]] = Field(
+        None, description="(x, y) of the flaw centre [m]; notches: (x, 0) at the electrode"
+    )
+    length: Length = Field(description="length (notch: depth into the electrolyte) [m]")
+    width: Length = Field(description="width (ellipse: minor axis) [m]")
+    angle: Angle = Field(0.0, description="orientation of the long axis from the y axis (notch) or x axis [rad]")
+    filled_with_na: bool = Field(False, description="mesh the flaw and start it as Na metal")
+
+
+class Orientation(Section):
+    mode: Literal["random", "stratified", "given"] = Field(
+        "random", description="conduction-plane angles: random, stratified (isotropic for small N) or given"
+    )
+    angles: Optional[list[Annotated[float, _quantity("angle")]]] = Field(
+        None, description="per-grain angles [rad] (mode 'given'); numbers are radians, '30 deg' works"
+    )
+    seed: int = Field(1, description="random seed of the orientation draw")
+
+
+class RefineBand(Section):
+    """Rectangle [x0, x1] x [y0, y1] meshed with h_fine (where cracks will run)."""
+
+    x0: Annotated[float, _quantity("length")]
+    x1: Annotated[float, _quantity("length")]
+    y0: Annotated[float, _quantity("length")]
+    y1: Annotated[float, _quantity("length")]
+
+
+class MeshConfig(Section):
+    kind: Literal["rectangle", "voronoi", "single_crystal", "bicrystal", "file"] = Field(
+        "rectangle", description="geometry generator"
+    )
+    dim: Literal[2, 3] = Field(2, description="spatial dimension")
+    width: Length = Field(20e-6, description="box size along x [m]")
+    height: Length = Field(20e-6, description="box size along y, electrode to electrode [m]")
+    depth: Length = Field(20e-6, description="box size along z (3D only) [m]")
+    grains: Optional[int] = Field(None, ge=1, description="number of grains (or give grain_size)")
+    grain_size: Optional[Length] = Field(None, description="mean grain diameter [m] (alternative to grains)")
+    seed: int = Field(0, description="random seed of the Voronoi seeds")
+    seeds_file: Optional[str] = Field(None, description="text file of seed points x y [z] in m (overrides random)")
+    lloyd_iterations: int = Field(0, ge=0, description="Lloyd relaxation steps")
+    min_edge: Optional[Length] = Field(
+        None, description="collapse grain-boundary edges shorter than this [m] (default h/2)"
+    )
+    orientation: Orientation = Field(default_factory=Orientation)
+    h: Length = Field(1e-6, description="element size inside grains [m]")
+    h_fine: Optional[Length] = Field(
+        None, description="element size at grain boundaries, flaws and the refine band [m] (default h)"
+    )
+    refine_band: Optional[RefineBand] = None
+    flaws: list[Flaw] = Field(default_factory=list)
+    file: Optional[str] = Field(None, description="kind 'file': path to a mesh.msh with its mesh.json beside it")
+    structured: Optional[int] = Field(
+        None, ge=1, description="kind 'rectangle': cells per side of a structured mesh (default from h)"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.kind == "file" and not self.file:
+            raise ValueError("kind 'file' needs 'file': the path of a mesh.msh")
+        if self.kind == "voronoi" and self.grains is None and self.grain_size is None:
+            raise ValueError("kind 'voronoi' needs 'grains' or 'grain_size'")
+        if self.grains is not None and self.grain_size is not None:
+            raise ValueError("give 'grains' or 'grain_size', not both")
+        if self.h_fine is not None and self.h_fine > self.h:
+            raise ValueError(f"h_fine = {self.h_fine:g} m is larger than h = {self.h:g} m; expected h_fine <= h")
+        if self.orientation.mode == "given" and not self.orientation.angles:
+            raise ValueError("orientation.mode 'given' needs orientation.angles (one per grain)")
+        return self
+
+
+# --------------------------------------------------------------------------
+# materials
+# --------------------------------------------------------------------------
+class Electrolyte(Section):
+    """Beta''-alumina. Stiffness isotropic by default; 'transverse' is
+    transversely isotropic about the c-axis m (plane normal)."""
+
+    youngs_modulus: Pressure = Field(200e9, description="E [Pa] (isotropic, or in-plane for 'transverse')")
+    poisson_ratio: Annotated[float, Field(gt=-1.0, lt=0.5)] = Field(0.22, description="nu [-]")
+    stiffness: Literal["isotropic", "transverse"] = "isotropic"
+    youngs_modulus_c: Optional[Pressure] = Field(None, description="E along the c-axis [Pa] ('transverse')")
+    shear_modulus_c: Optional[Pressure] = Field(None, description="G in planes containing c [Pa] ('transverse')")
+    poisson_ratio_c: Optional[Annotated[float, Field(gt=-1.0, lt=0.5)]] = Field(None, description="nu_ca [-]")
+    conductivity_parallel: Q("conductivity", gt=0) = Field(1.0, description="ionic conductivity along the planes [S/m]")
+    conductivity_perpendicular: Q("conductivity", gt=0) = Field(0.01, description="across the planes [S/m]")
+    diffusivity_parallel: Q("diffusivity", gt=0) = Field(3e-11, description="Na+ D along the planes [m^2/s]")
+    diffusivity_perpendicular: Q("diffusivity", gt=0) = Field(3e-13, description="Na+ D across the planes [m^2/s]")
+    na_concentration: Q("concentration", gt=0) = Field(9.0e3, description="c0, Na+ in beta'' [mol/m^3]")
+
+    @model_validator(mode="after")
+    def _transverse(self):
+        if self.stiffness == "transverse":
+            missing = [k for k in ("youngs_modulus_c", "shear_modulus_c", "poisson_ratio_c") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"stiffness 'transverse' needs {', '.join(missing)}")
+        return self
+
+
+class Sodium(Section):
+    """Na metal: a soft elastic solid that transmits pressure (creep)."""
+
+    bulk_modulus: Pressure = Field(6.3e9, description="K_Na [Pa]")
+    shear_modulus: Pressure = Field(0.1e9, description="G_Na [Pa] (small: creep)")
+    molar_volume: Q("molar_volume", gt=0) = Field(23.7e-6, description="Omega = V_m [m^3/mol]")
+    conductivity_ratio: Annotated[float, Field(gt=1.0)] = Field(
+        1.0e3, description="sigma_Na / sigma_SE,parallel (capped for conditioning) [-]"
+    )
+    diffusivity_ratio: Annotated[float, Field(gt=0.0)] = Field(1.0, description="D_Na / D_SE,parallel [-]")
+
+
+class Materials(Section):
+    temperature: Q("temperature", gt=0) = Field(298.0, description="T [K]")
+    electrolyte: Electrolyte = Field(default_factory=Electrolyte)
+    sodium: Sodium = Field(default_factory=Sodium)
+
+
+# --------------------------------------------------------------------------
+# electrochemistry
+# --------------------------------------------------------------------------
+class InitialNa(Section):
+    """Initial Na metal: an electrode layer, a nucleus, or fill the flaws."""
+
+    type: Literal["layer", "circle", "ellipse", "flaws"]
+    thickness: Optional[Length] = Field(None, description="'layer': thickness on the plating electrode [m]")
+    center: Optional[tuple[Annotated[float, _quantity("length")], Annotated[float, _quantity("length")]]] = None
+    radius: Optional[Length] = Field(None, description="'circle' radius / 'ellipse' semi-axis a [m]")
+    radius_b: Optional[Length] = Field(None, description="'ellipse' semi-axis b [m]")
+    angle: Angle = Field(0.0, description="'ellipse' rotation of axis a from x [rad]")
+
+    @model_validator(mode="after")
+    def _needs(self):
+        need = {"layer": ["thickness"], "circle": ["center", "radius"], "ellipse": ["center", "radius", "radius_b"], "flaws": []}
+        missing = [k for k in need[self.type] if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"initial Na of type '{self.type}' needs {', '.join(missing)}")
+        return self
+
+
+class Electrochemistry(Section):
+    enabled: bool = Field(True, description="solve the electrochemistry fields")
+    model: Literal["conduction", "phase_field"] = Field(
+        "phase_field",
+        description="'conduction': potential only, div(sigma grad phi) = 0; 'phase_field': xi, c, phi by Newton",
+    )
+    charge_number: int = Field(1, ge=1, description="n [-]")
+    transfer_coefficient: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.5, description="alpha [-]")
+    exchange_current_density: Q("current_density", gt=0) = Field(26.0, description="i0 [A/m^2]")
+    interface_energy: Q("energy_per_area", gt=0) = Field(0.2, description="gamma [J/m^2]")
+    interface_width: Length = Field(1e-6, description="delta [m]")
+    interface_mobility: Q("mobility", gt=0) = Field(2.5e-6, description="L_sigma [m^3/(J s)]")
+    equilibrium_potential: Voltage = Field(0.0, description="E0 [V]")
+    crack_enhancement: Annotated[float, Field(ge=1.0)] = Field(10.0, description="k_D: D, sigma x k_D in cracks [-]")
+    deposition_restriction: Literal["none", "damage", "metal"] = Field(
+        "none", description="chi(d, xi): where Na may deposit"
+    )
+    stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
+    anisotropy_strength: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="delta_a [-]")
+    anisotropy_mode: int = Field(4, ge=1, description="omega, fold of the interface anisotropy [-]")
+    initial_na: list[InitialNa] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------
+# mechanics
+# --------------------------------------------------------------------------
+class Mechanics(Section):
+    enabled: bool = Field(True, description="solve for the displacement")
+    split: Literal["volumetric_deviatoric", "spectral", "none"] = Field(
+        "volumetric_deviatoric", description="tension/compression split of the strain energy"
+    )
+    eigenstrain: Annotated[float, Field(ge=0.0)] = Field(0.2, description="eps_v, deposition volume strain [-]")
+    residual_stiffness: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(1e-6, description="k_res [-]")
+    constraint: Literal["plane_strain"] = "plane_strain"
+
+
+# --------------------------------------------------------------------------
+# fracture
+# --------------------------------------------------------------------------
+class DamagedDomain(Section):
+    threshold: Pressure = Field(30e6, description="sigma_m0 along the conduction planes [Pa]")
+    threshold_ratio: Annotated[float, Field(ge=1.0)] = Field(
+        10.0, description="threshold across / along the planes [-]"
+    )
+    modulus_factor: Annotated[float, Field(gt=0.0, le=1.0)] = Field(1e-4, description="E x this in damaged cells")
+    orientation_cell_size: Length = Field(10e-6, description="size of the random orientation cells [m]")
+    seed: int = 7
+
+
+class Fracture(Section):
+    enabled: bool = Field(True, description="solve for the fracture phase field d")
+    model: Literal["energy", "stress", "damaged_domain"] = Field("stress", description="crack driving force")
+    length_scale: Length = Field(0.5e-6, description="l [m]; need h <= l/5 in the crack band")
+    toughness: Q("toughness", gt=0) = Field(2.0e6, description="K_IC [Pa m^0.5] (gives Gc if Gc is not set)")
+    critical_energy_release_rate: Optional[Q("energy_per_area", gt=0)] = Field(
+        None, description="Gc [J/m^2]; default K_IC^2 (1 - nu^2) / E"
+    )
+    strength_bulk: Pressure = Field(300e6, description="sigma_b [Pa]")
+    strength_plane: Pressure = Field(30e6, description="sigma_cp, normal strength of the conduction planes [Pa]")
+    shear_strength_plane: Optional[Pressure] = Field(None, description="tau_cp [Pa] (default sigma_cp)")
+    strength_grain_boundary: Pressure = Field(30e6, description="sigma_gb [Pa]")
+    slope: Annotated[float, Field(gt=0.0)] = Field(1.0, description="zeta [-]")
+    structural_tensor: Annotated[float, Field(ge=0.0)] = Field(0.0, description="beta_c in B = I + beta_c a a [-]")
+    damaged_domain: DamagedDomain = Field(default_factory=DamagedDomain)
+
+
+# --------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------
+ScalarOrSchedule = Union[float, Schedule]
+
+
+class Electrical(Section):
+    """Electrode control. Potentiostatic: phi = 0 on the plating electrode and
+    phi = -voltage... see MODEL.md; galvanostatic: total current imposed."""
+
+    control: Literal["potentiostatic", "galvanostatic", "none"] = "potentiostatic"
+    voltage: Optional[Union[Annotated[float, _quantity("voltage")], Schedule]] = Field(
+        None, description="cell voltage [V] (counter minus plating electrode), constant or schedule"
+    )
+    current_density: Optional[Union[Annotated[float, _quantity("current_density")], Schedule]] = Field(
+        None, description="plating current density [A/m^2], constant or schedule (negative: stripping)"
+    )
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.control == "potentiostatic" and self.voltage is None:
+            raise ValueError("control 'potentiostatic' needs 'voltage'")
+        if self.control == "galvanostatic" and self.current_density is None:
+            raise ValueError("control 'galvanostatic' needs 'current_density'")
+        return self
+
+
+class MechanicalLoad(Section):
+    """Mechanical loading for standalone mechanics/fracture runs."""
+
+    type: Literal["none", "displacement", "pressure"] = "none"
+    boundary: str = Field("counter_electrode", description="facet tag name where the load acts")
+    fixed: str = Field("plating_electrode", description="facet tag name held fixed (u = 0)")
+    direction: tuple[float, ...] = Field((0.0, 1.0), description="unit direction of the displacement")
+    value: Optional[Union[float, Schedule]] = Field(
+        None, description="displacement [m] or pressure [Pa], constant or schedule"
+    )
+
+    @model_validator(mode="after")
+    def _needs(self):
+        if self.type != "none" and self.value is None:
+            raise ValueError(f"mechanical load type '{self.type}' needs 'value'")
+        return self
+
+
+class Loading(Section):
+    electrical: Electrical = Field(default_factory=lambda: Electrical(control="potentiostatic", voltage=0.1))
+    mechanical: MechanicalLoad = Field(default_factory=MechanicalLoad)
+
+
+# --------------------------------------------------------------------------
+# time, solver, output
+# --------------------------------------------------------------------------
+class TimeConfig(Section):
+    t_end: Time = Field(1.0, description="final time [s]")
+    dt: Time = Field(0.01, description="initial time step [s]")
+    dt_min: Time = Field(1e-8, description="stop with status 'failed' below this [s]")
+    dt_max: Optional[Time] = Field(None, description="largest time step [s] (default t_end)")
+    growth: Annotated[float, Field(ge=1.0)] = Field(1.5, description="dt x this after an easy step")
+    cutback: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.5, description="dt x this after a failed step")
+    max_steps: int = Field(100000, ge=1)
+    max_dxi: Annotated[float, Field(gt=0.0)] = Field(0.1, description="largest |dxi| per step [-]")
+    max_dd: Annotated[float, Field(gt=0.0)] = Field(0.2, description="largest |dd| per step [-]")
+    short_circuit_distance: Annotated[float, _quantity("length"), Field(ge=0)] = Field(
+        0.0, description="short circuit when metal comes this close to the counter electrode [m]"
+    )
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.dt_min > self.dt:
+            raise ValueError(f"dt_min = {self.dt_min:g} s is larger than dt = {self.dt:g} s")
+        return self
+
+
+PetscValue = Union[str, int, float, bool, None]
+
+
+class Stagger(Section):
+    max_iterations: int = Field(10, ge=1, description="N_stag")
+    tol_d: Annotated[float, Field(gt=0)] = Field(1e-4, description="||d_k - d_k-1||_inf")
+    tol_xi: Annotated[float, Field(gt=0)] = Field(1e-3, description="||xi_k - xi_k-1||_inf")
+    tol_u: Annotated[float, Field(gt=0)] = Field(1e-6, description="relative mechanics residual")
+
+
+class Newton(Section):
+    rtol: Annotated[float, Field(gt=0, lt=1)] = Field(1e-8, description="relative residual tolerance")
+    max_iterations: int = Field(25, ge=1)
+
+
+class SolverConfig(Section):
+    stagger: Stagger = Field(default_factory=Stagger)
+    newton: Newton = Field(default_factory=Newton)
+    petsc: dict[Literal["potential", "mechanics", "electrochemistry", "fracture"], dict[str, PetscValue]] = Field(
+        default_factory=dict,
+        description="PETSc options per sub-solver, without prefix, e.g. {mechanics: {ksp_rtol: 1e-10}}",
+    )
+
+
+class Output(Section):
+    directory: Optional[str] = Field(None, description="output directory (default results/<name>); -o overrides")
+    every: int = Field(1, ge=1, description="write fields.xdmf every N steps")
+    checkpoint_every: int = Field(10, ge=1, description="write checkpoint/ every N steps")
+    progress_every: int = Field(1, ge=1, description="progress line every N steps")
+
+
+# --------------------------------------------------------------------------
+# root
+# --------------------------------------------------------------------------
+class Config(Section):
+    name: str = Field("run", description="run name; default output directory results/<name>")
+    description: str = ""
+    mesh: MeshConfig = Field(default_factory=MeshConfig)
+    materials: Materials = Field(default_factory=Materials)
+    electrochemistry: Electrochemistry = Field(default_factory=Electrochemistry)
+    mechanics: Mechanics = Field(default_factory=Mechanics)
+    fracture: Fracture = Field(default_factory=Fracture)
+    loading: Loading = Field(default_factory=Loading)
+    time: TimeConfig = Field(default_factory=TimeConfig)
+    solver: SolverConfig = Field(default_factory=SolverConfig)
+    output: Output = Field(default_factory=Output)
+
+    def to_dict(self) -> dict:
+        """Every parameter as used (SI), JSON/YAML-ready."""
+        return json.loads(self.model_dump_json())
+
+    def physics_hash(self) -> str:
+        """Hash of everything that defines the physics (not output/time/solver)."""
+        d = self.to_dict()
+        for k in ("name", "description", "output", "time", "solver"):
+            d.pop(k, None)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------
+# loading, overrides and error reporting
+# --------------------------------------------------------------------------
+class ConfigError(Exception):
+    """Bad input. ``problems`` is a list of one-line messages."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """Field names of the model reached by following ``loc`` from Config."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        f = getattr(model, "model_fields", {}).get(part)
+        if f is None:
+            return []
+        model = _model_of(f.annotation)
+    return list(getattr(model, "model_fields", {}).keys()) if model is not None else []
+
+
+def _model_of(annotation):
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        m = _model_of(arg)
+        if m is not None:
+            return m
+    return None
+
+
+def _key(loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith(("tagged-union", "Schedule", "float", "function-")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    """One line per problem: 'key.path = value: what was expected'."""
+    by_key: dict[str, list[tuple[bool, str]]] = {}
+    for err in exc.errors():
+        raw_loc = err["loc"]
+        # drop union-branch labels pydantic inserts into the location
+        clean = tuple(p for p in raw_loc if isinstance(p, int) or not str(p).startswith(
+            ("function-", "Schedule", "float", "tagged-union", "union[", "[key]")))
+        key = _key(clean)
+        value = err.get("input")
+        # for a value that fails every branch of a union, prefer the branch
+        # that matches the kind of value given (a mapping -> the Schedule)
+        preferred = isinstance(value, dict) == any("Schedule" in str(p) for p in raw_loc)
+        if err["type"] == "extra_forbidden":
+            parent, name = clean[:-1], str(clean[-1])
+            options = _fields_at(parent)
+            close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else (f"; expected one of: {', '.join(options)}" if options else "")
+            msg = f"{key}: unknown key{hint}"
+        else:
+            text = err["msg"]
+            if text.startswith("Value error, "):
+                text = text[len("Value error, "):]
+            if err["type"] == "missing":
+                msg = f"{key}: missing; {text.lower()}"
+            elif isinstance(value, dict):
+                msg = f"{key}: {text}"
+            else:
+                msg = f"{key} = {value!r}: {text}"
+        by_key.setdefault(key, []).append((preferred, msg))
+    problems = []
+    for key, msgs in by_key.items():
+        if any(m[1].startswith(f"{key}: unknown key") for m in msgs):
+            problems.extend(dict.fromkeys(m for _, m in msgs))
+            continue
+        best = [m for p, m in msgs if p] or [m for _, m in msgs]
+        problems.append(best[0])
+    return problems
+
+
+def _set_dotted(d: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    cur = d
+    for i, p in enumerate(parts[:-1]):
+        nxt = cur.get(p)
+        if nxt is None:
+            nxt = cur[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError([f"--set {dotted}: '{'.'.join(parts[: i + 1])}' is a value, not a section"])
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` overrides (value parsed as YAML)."""
+    raw = copy.deepcopy(raw)
+    problems = []
+    for item in overrides or []:
+        if "=" not in item:
+            problems.append(f"--set {item!r}: expected key.path=value, e.g. --set mesh.h='0.5 um'")
+            continue
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if not key or any(not p for p in key.split(".")):
+            problems.append(f"--set {item!r}: expected a dotted key such as fracture.length_scale")
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        try:
+            _set_dotted(raw, key, value)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"config file {str(path)!r}: not found (expected a YAML file)"])
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"config file {str(path)!r}: not valid YAML{where} ({getattr(exc, 'problem', exc)})"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file {str(path)!r}: expected a mapping of sections at the top level, got {type(data).__name__}"])
+    return data
+
+
+def validate(raw: dict) -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, raw: dict | None = None) -> Config:
+    """Read, override and validate a config. Raises ConfigError listing every problem."""
+    data = read_yaml(path) if path is not None else (raw or {})
+    if path is not None and "name" not in data:
+        data = {**data, "name": Path(path).stem}
+    data = apply_overrides(data, overrides or [])
+    return validate(data)
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+
+def schedule_value(v: float | Schedule | None, t: float) -> float:
+    """Evaluate a constant or piecewise-linear schedule at time t [s]."""
+    if v is None:
+        return 0.0
+    if isinstance(v, (int, float)):
+        return float(v)
+    pts = v.points
+    if t <= pts[0][0]:
+        return float(pts[0][1])
+    for (t0, v0), (t1, v1) in zip(pts, pts[1:]):
+        if t <= t1:
+            return float(v0 + (v1 - v0) * (t - t0) / (t1 - t0))
+    return float(pts[-1][1])

@@ -1,0 +1,107 @@
+"""Linear solves with PETSc KSP: one place for options, prefixes and errors.
+
+Each sub-solver has a PETSc options prefix (``potential_``, ``mechanics_``,
+``electrochemistry_``, ``fracture_``). Its defaults (scalable Krylov +
+algebraic multigrid, never LU) are overridden by ``solver.petsc.<name>`` in
+the YAML config, e.g.::
+
+    solver:
+      petsc:
+        mechanics: {ksp_rtol: 1.0e-10, pc_gamg_threshold: 0.02}
+"""
+
+from __future__ import annotations
+
+from petsc4py import PETSc
+
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+
+# Defaults per sub-solver (symmetric positive definite problems: CG + GAMG).
+SPD_DEFAULTS = {
+    "ksp_type": "cg",
+    "pc_type": "gamg",
+    "ksp_rtol": 1.0e-10,
+    "ksp_atol": 1.0e-30,
+    "ksp_max_it": 1000,
+}
+
+
+class SolveError(RuntimeError):
+    """A solve that did not converge (the caller cuts the time step)."""
+
+
+def set_options(prefix: str, defaults: dict, overrides: dict | None = None) -> dict:
+    """Write defaults then overrides into the global PETSc options database."""
+    opts = PETSc.Options()
+    merged = {**defaults, **(overrides or {})}
+    for key, value in merged.items():
+        key = key.lstrip("-")
+        if value is None or value is True:
+            opts[f"{prefix}{key}"] = ""
+        elif value is False:
+            opts[f"{prefix}{key}"] = "false"
+        else:
+            opts[f"{prefix}{key}"] = value
+    return merged
+
+
+class LinearSolver:
+    """Assemble-and-solve a(u, v) = L(v) with Dirichlet bcs.
+
+    ``prefix`` names the PETSc options; ``near_nullspace`` (a PETSc
+    NullSpace, e.g. rigid-body modes) is attached to the matrix for GAMG.
+    The matrix is reassembled each solve unless ``constant_matrix``.
+    """
+
+    def __init__(self, a, L, bcs, prefix: str, comm, defaults=None, overrides=None,
+                 near_nullspace=None, constant_matrix=False):
+        self.a, self.L = fem.form(a), fem.form(L)
+        self.bcs = list(bcs)
+        self.prefix = prefix
+        self.options = set_options(prefix, defaults or SPD_DEFAULTS, overrides)
+        self.A = fem_petsc.create_matrix(self.a)
+        self.b = fem_petsc.create_vector(self.L)
+        self.near_nullspace = near_nullspace
+        self.constant_matrix = constant_matrix
+        self._assembled = False
+        self.ksp = PETSc.KSP().create(comm)
+        self.ksp.setOptionsPrefix(prefix)
+        self.ksp.setOperators(self.A)
+        self.ksp.setFromOptions()
+        self.iterations = 0
+        self.total_iterations = 0
+
+    def assemble(self):
+        if not (self.constant_matrix and self._assembled):
+            self.A.zeroEntries()
+            fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
+            self.A.assemble()
+            if self.near_nullspace is not None:
+                self.A.setNearNullSpace(self.near_nullspace)
+            self._assembled = True
+        with self.b.localForm() as loc:
+            loc.set(0.0)
+        fem_petsc.assemble_vector(self.b, self.L)
+        fem_petsc.apply_lifting(self.b, [self.a], bcs=[self.bcs])
+        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(self.b, self.bcs)
+
+    def solve(self, u: fem.Function) -> int:
+        """Solve into ``u``; returns Krylov iterations; raises SolveError."""
+        self.assemble()
+        self.ksp.setOperators(self.A)
+        self.ksp.solve(self.b, u.x.petsc_vec)
+        u.x.scatter_forward()
+        reason = self.ksp.getConvergedReason()
+        self.iterations = self.ksp.getIterationNumber()
+        self.total_iterations += self.iterations
+        if reason < 0:
+            raise SolveError(f"{self.prefix.rstrip('_')} solve diverged (KSP reason {reason}, "
+                             f"{self.iterations} iterations)")
+        return self.iterations
+
+    def destroy(self):
+        self.ksp.destroy()
+        self.A.destroy()
+        self.b.destroy()

@@ -1,0 +1,73 @@
+"""Derived parameters and consistency checks, before any heavy work.
+
+No DOLFINx here: ``solver check`` and the start of ``solver run`` use it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .config import Config
+from .scales import FARADAY, thermal_voltage
+
+
+def interface_parameters(cfg: Config) -> dict:
+    """W = 12 gamma/delta [J/m^3], kappa = 3 gamma delta/2 [J/m],
+    L_eta = i0 / (1.5 n F c_s delta) [1/s], c_s = 1/Omega [mol/m^3]."""
+    ec = cfg.electrochemistry
+    gamma, delta = ec.interface_energy, ec.interface_width
+    c_s = 1.0 / cfg.materials.sodium.molar_volume
+    return {
+        "barrier_height_W_J_m3": 12.0 * gamma / delta,
+        "gradient_coefficient_kappa_J_m": 1.5 * gamma * delta,
+        "kinetic_coefficient_L_eta_1_s": ec.exchange_current_density
+        / (1.5 * ec.charge_number * FARADAY * c_s * delta),
+        "metal_site_density_c_s_mol_m3": c_s,
+        "thermal_voltage_V": thermal_voltage(cfg.materials.temperature, ec.charge_number),
+    }
+
+
+def fracture_parameters(cfg: Config) -> dict:
+    """Gc = K_IC^2 (1 - nu^2)/E unless given; AT2 peak stress
+    3 sqrt(3)/16 sqrt(E' Gc / l) with E' = E/(1 - nu^2) (plane strain)."""
+    fr, el = cfg.fracture, cfg.materials.electrolyte
+    E, nu = el.youngs_modulus, el.poisson_ratio
+    Gc = fr.critical_energy_release_rate or fr.toughness**2 * (1 - nu**2) / E
+    E_prime = E / (1 - nu**2)
+    return {
+        "Gc_J_m2": Gc,
+        "at2_peak_stress_Pa": 3 * math.sqrt(3) / 16 * math.sqrt(E_prime * Gc / fr.length_scale),
+        "h_over_l": (cfg.mesh.h_fine or cfg.mesh.h) / fr.length_scale,
+    }
+
+
+def stall_pressure(cfg: Config, overpotential: float) -> float:
+    """p = n F |eta| / Omega [Pa]: the deposit pressure at which plating stalls."""
+    ec = cfg.electrochemistry
+    return ec.charge_number * FARADAY * abs(overpotential) / cfg.materials.sodium.molar_volume
+
+
+def describe(cfg: Config) -> list[str]:
+    m = cfg.mesh
+    lines = [
+        f"mesh: {m.kind} {m.dim}D, {m.width * 1e6:g} x {m.height * 1e6:g} um, "
+        f"grains {m.grains if m.grains is not None else ('from grain size ' + format(m.grain_size or 0, 'g') + ' m')}, "
+        f"h = {m.h * 1e6:g} um" + (f", h_fine = {m.h_fine * 1e6:g} um" if m.h_fine else ""),
+    ]
+    fields = []
+    if cfg.electrochemistry.enabled:
+        fields += ["phi"] if cfg.electrochemistry.model == "conduction" else ["xi", "c", "phi"]
+    if cfg.mechanics.enabled and cfg.electrochemistry.model != "conduction":
+        fields.append("u")
+    if cfg.fracture.enabled and cfg.electrochemistry.model != "conduction":
+        fields.append("d")
+    lines.append(f"fields: {', '.join(fields) or 'none'}")
+    if cfg.electrochemistry.enabled and cfg.electrochemistry.model == "phase_field":
+        ip = interface_parameters(cfg)
+        lines.append("interface: " + ", ".join(f"{k} = {v:.4g}" for k, v in ip.items()))
+    if cfg.fracture.enabled:
+        fp = fracture_parameters(cfg)
+        lines.append(f"fracture ({cfg.fracture.model}): " + ", ".join(f"{k} = {v:.4g}" for k, v in fp.items()))
+    lines.append(f"time: t_end = {cfg.time.t_end:g} s, dt = {cfg.time.dt:g} s")
+    lines.append(f"config hash {cfg.config_hash()}, physics hash {cfg.physics_hash()}")
+    return lines
