@@ -321,8 +321,9 @@ ScalarOrSchedule = Union[float, Schedule]
 
 
 class Electrical(Section):
-    """Electrode control. Potentiostatic: phi = 0 on the plating electrode and
-    phi = -voltage... see MODEL.md; galvanostatic: total current imposed."""
+    """Electrode control. Potentiostatic: the cell voltage is imposed
+    (constant or schedule); galvanostatic: the mean current density is
+    imposed and the cell voltage is an output."""
 
     control: Literal["potentiostatic", "galvanostatic", "none"] = "potentiostatic"
     voltage: Optional[Union[Annotated[float, _quantity("voltage")], Schedule]] = Field(
@@ -393,8 +394,8 @@ PetscValue = Union[str, int, float, bool, None]
 
 class Stagger(Section):
     max_iterations: int = Field(10, ge=1, description="N_stag")
-    tol_d: Annotated[float, Field(gt=0)] = Field(1e-4, description="||d_k - d_k-1||_inf")
-    tol_xi: Annotated[float, Field(gt=0)] = Field(1e-3, description="||xi_k - xi_k-1||_inf")
+    tol_d: Annotated[float, Field(gt=0)] = Field(1e-4, description="max |d_k - d_{k-1}| between stagger iterations")
+    tol_xi: Annotated[float, Field(gt=0)] = Field(1e-3, description="max |xi_k - xi_{k-1}| between stagger iterations")
     tol_u: Annotated[float, Field(gt=0)] = Field(1e-6, description="relative mechanics residual")
 
 

@@ -1,0 +1,162 @@
+"""Config schema: units, overrides, error messages, docs. No DOLFINx needed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from solver.config import ConfigError, apply_overrides, load_config, schedule_value, validate
+from solver.units import UnitError, to_si
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "text, dim, si",
+    [
+        ("300 MPa", "pressure", 3.0e8),
+        ("1 mA/cm^2", "current_density", 10.0),
+        ("20 um", "length", 2.0e-5),
+        ("23.7 cm^3/mol", "molar_volume", 2.37e-5),
+        ("100 mV", "voltage", 0.1),
+        ("2 MPa*m^0.5", "toughness", 2.0e6),
+        ("180 deg", "angle", 3.141592653589793),
+        ("10 min", "time", 600.0),
+        (42, "pressure", 42.0),
+    ],
+)
+def test_units_convert_to_si(text, dim, si):
+    assert to_si(text, dim) == pytest.approx(si, rel=1e-12)
+
+
+@pytest.mark.parametrize("text, dim", [("3 kg", "pressure"), ("fast", "length"), (True, "length"), ("nan m", "length")])
+def test_units_reject_wrong_dimension(text, dim):
+    with pytest.raises(UnitError):
+        to_si(text, dim)
+
+
+def test_defaults_are_the_model_md_parameter_set():
+    cfg = validate({})
+    assert cfg.materials.electrolyte.youngs_modulus == 200e9
+    assert cfg.materials.sodium.molar_volume == 23.7e-6
+    assert cfg.electrochemistry.exchange_current_density == 26.0
+    assert cfg.fracture.strength_plane == cfg.fracture.strength_bulk / 10
+    assert cfg.mechanics.eigenstrain == 0.2
+
+
+def test_overrides_parse_yaml_and_units():
+    cfg = load_config(raw={}, overrides=["mesh.h=0.5 um", "mesh.grains=7", "fracture.model=energy",
+                                          'electrochemistry.exchange_current_density="30 A/m^2"'])
+    assert cfg.mesh.h == pytest.approx(5e-7)
+    assert cfg.mesh.grains == 7
+    assert cfg.fracture.model == "energy"
+    assert cfg.electrochemistry.exchange_current_density == 30.0
+
+
+def test_override_into_value_is_an_error():
+    with pytest.raises(ConfigError, match="mesh.h.*is a value"):
+        apply_overrides({"mesh": {"h": 1e-6}}, ["mesh.h.x=3"])
+
+
+def test_schedule_is_piecewise_linear():
+    cfg = validate({"loading": {"electrical": {"voltage": {"points": [["0 s", 0.0], ["10 s", 0.1], ["20 s", 0.1]]}}}})
+    v = cfg.loading.electrical.voltage
+    assert schedule_value(v, 5.0) == pytest.approx(0.05)
+    assert schedule_value(v, 15.0) == pytest.approx(0.1)
+    assert schedule_value(v, 99.0) == pytest.approx(0.1)
+    assert schedule_value(v, -1.0) == pytest.approx(0.0)
+
+
+# (config, the key the message must name, a fragment of what was expected)
+BAD = [
+    ({"mesh": {"grians": 10}}, "mesh.grians", "did you mean 'grains'"),
+    ({"mehs": {}}, "mehs", "did you mean 'mesh'"),
+    ({"mesh": {"h": "-1 um"}}, "mesh.h", "greater than 0"),
+    ({"mesh": {"h": "1 MPa"}}, "mesh.h", "expected a length"),
+    ({"mesh": {"kind": "hexagon"}}, "mesh.kind", "'voronoi'"),
+    ({"mesh": {"kind": "voronoi"}}, "mesh", "needs 'grains' or 'grain_size'"),
+    ({"fracture": {"strength_bulk": "300 kg"}}, "fracture.strength_bulk", "expected a pressure"),
+    ({"fracture": {"model": "griffith"}}, "fracture.model", "'damaged_domain'"),
+    ({"materials": {"electrolyte": {"poisson_ratio": 0.7}}}, "materials.electrolyte.poisson_ratio", "less than 0.5"),
+    ({"loading": {"electrical": {"control": "galvanostatic"}}}, "loading.electrical", "needs 'current_density'"),
+    ({"loading": {"electrical": {"voltage": {"points": [[10, 0], [1, 0.1]]}}}}, "loading.electrical.voltage", "strictly increasing"),
+    ({"time": {"dt": "1 ms", "dt_min": "1 s"}}, "time", "dt_min"),
+    ({"time": {"t_end": "soon"}}, "time.t_end", "expected a time"),
+    ({"solver": {"petsc": {"mech": {"ksp_type": "cg"}}}}, "solver.petsc.mech", "'mechanics'"),
+    ({"mesh": {"flaws": [{"type": "notch", "length": "2 um"}]}}, "mesh.flaws[0].width", "missing"),
+    ({"electrochemistry": {"initial_na": [{"type": "circle", "radius": "1 um"}]}}, "electrochemistry.initial_na[0]", "needs center"),
+]
+
+
+@pytest.mark.parametrize("raw, key, expected", BAD)
+def test_bad_config_names_key_and_expectation(raw, key, expected):
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    problems = info.value.problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(key), problems
+    assert expected in problems[0], problems
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as info:
+        validate({"mesh": {"h": -1, "grians": 3}, "time": {"dt": 0}})
+    assert len(info.value.problems) == 3
+
+
+def test_check_cli_exit_code_and_one_line_per_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"mesh": {"grians": 3, "h": "2 kg"}}))
+    res = subprocess.run([sys.executable, "-m", "solver", "check", str(bad)], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("config error: mesh.") for line in lines), res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("text, fragment", [("mesh: [1, 2", "not valid YAML at line"), ("- 1\n- 2\n", "expected a mapping")])
+def test_check_cli_bad_yaml(tmp_path, text, fragment):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    res = subprocess.run([sys.executable, "-m", "solver", "check", str(bad)], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 1 and fragment in res.stderr and "Traceback" not in res.stderr
+
+
+def test_check_cli_missing_file_and_bad_set():
+    res = subprocess.run([sys.executable, "-m", "solver", "check", "nope.yaml"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 1 and "not found" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "solver", "check", "configs/demo.yaml", "--set", "mesh.h"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 1 and "expected key.path=value" in res.stderr
+
+
+def test_check_imports_no_dolfinx():
+    code = ("import sys; from solver.cli import main; rc = main(['check', 'configs/demo.yaml']); "
+            "assert 'dolfinx' not in sys.modules and 'petsc4py' not in sys.modules, 'heavy import'; sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_all_shipped_configs_are_valid():
+    configs = sorted((ROOT / "configs").rglob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)
+
+
+def test_config_reference_is_up_to_date():
+    from solver.docs import render
+
+    assert (ROOT / "docs" / "config.md").read_text() == render(), "docs/config.md is stale: run `make docs`"
+
+
+def test_physics_hash_ignores_output_and_time():
+    a = validate({"output": {"every": 3}, "time": {"t_end": 5}})
+    b = validate({})
+    c = validate({"fracture": {"length_scale": "0.3 um"}})
+    assert a.physics_hash() == b.physics_hash() != c.physics_hash()
