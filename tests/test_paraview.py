@@ -1,0 +1,28 @@
+"""fields.xdmf opens in ParaView itself (pvpython, headless under Xvfb)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("pvpython") is None or shutil.which("xvfb-run") is None,
+                    reason="ParaView (pvpython) or xvfb-run not installed")
+def test_pvpython_opens_fields_and_renders(tmp_path):
+    from solver.config import load_config
+    from solver.run import run
+
+    out = tmp_path / "run"
+    assert run(load_config(ROOT / "configs/demo.yaml", ["mesh.h=1 um", "time.t_end=2 s"]), out) == 0
+    png = tmp_path / "shot.png"
+    res = subprocess.run(["xvfb-run", "-a", "pvpython", str(ROOT / "paraview/open_fields.py"),
+                          str(out / "fields.xdmf"), "--screenshot", str(png)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert "point fields ['potential']" in res.stdout and "2 time steps" in res.stdout
+    assert png.stat().st_size > 10_000
