@@ -1,0 +1,368 @@
+"""The staggered electro-chemo-mechanical solver (MODEL.md section 5).
+
+Each time step t_n -> t_n + dt, iterate until converged:
+
+    (M) mechanics         u   with xi, d frozen    -> pressure p for (E)
+    (E) electrochemistry  (xi, c~, phi) by Newton with u, d frozen
+    (F) fracture          history H, then d
+
+stopping when max|d_k - d_k-1| <= tol_d, max|xi_k - xi_k-1| <= tol_xi and
+the relative mechanics residual with the new d is <= tol_u (at most N_stag
+iterations). Any subset of the three fields may be enabled (a standalone
+mechanics/fracture run, an electrochemistry-only run).
+
+Adaptive dt: grow after easy steps; after a failed solve or a too-large
+change (max|dxi| > time.max_dxi, max|dd| > time.max_dd) restore the state of
+t_n and cut dt; below dt_min stop with status ``failed`` and the last good
+state checkpointed. Checkpoints (adios4dolfinx, on the input mesh ordering,
+so a restart may use another number of ranks) are written every
+``output.checkpoint_every`` steps and at every stop.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+from dolfinx import fem
+
+from .config import Config, ConfigError
+from .linalg import SolveError
+from .log import Progress, get_logger
+from .output import atomic_write_json
+
+CHECKPOINT_STATE = "state.json"
+
+
+class StepRejected(Exception):
+    """A converged step whose change in xi or d per step is too large."""
+
+
+def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
+    local = float(np.max(np.abs(a))) if a.size else 0.0
+    return comm.allreduce(local, op=MPI.MAX)
+
+
+class CoupledSolver:
+    """Owns the domain, the field problems and the shared coupling fields.
+
+    Shared fields, created here and handed to the problems:
+      xi (P1)  Na-metal phase, copied from electrochemistry after (E)
+      d        fracture phase field (P1; DG0 for 'damaged_domain'), copied after (F)
+      p (P1)   hydrostatic pressure [MPa], interpolated from mechanics after (M)
+    """
+
+    def __init__(self, ctx):
+        from .domain import build_domain
+
+        self.ctx, self.cfg, self.comm = ctx, ctx.cfg, ctx.comm
+        cfg = self.cfg
+        self.log = get_logger()
+        with ctx.phase("mesh"):
+            self.domain = build_domain(cfg, self.comm)
+        msh = self.domain.mesh
+        V1 = fem.functionspace(msh, ("Lagrange", 1))
+        self.xi = fem.Function(V1, name="metal")
+        d_space = fem.functionspace(msh, ("DG", 0)) if cfg.fracture.model == "damaged_domain" else V1
+        self.d = fem.Function(d_space, name="damage")
+        self.p = fem.Function(V1, name="hydrostatic_pressure_MPa")
+        self.ec = self.mech = self.frac = None
+        if cfg.electrochemistry.enabled:
+            from .electrochemistry import ElectrochemistryProblem
+
+            self.ec = ElectrochemistryProblem(self.domain, cfg, pressure=self.p, d=self.d)
+            self._copy_xi()
+        if cfg.mechanics.enabled:
+            from .mechanics import MechanicsProblem
+
+            self.mech = MechanicsProblem(self.domain, cfg, xi=self.xi, d=self.d)
+            self._p_expr = fem.Expression(self.mech.pressure(), V1.element.interpolation_points())
+        if cfg.fracture.enabled:
+            if self.mech is None:
+                raise ConfigError(["fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)"])
+            from .fracture import FractureProblem
+
+            self.frac = FractureProblem(self.domain, cfg, self.mech)
+            self._copy_d()
+        if not (self.ec or self.mech):
+            raise ConfigError(["electrochemistry.enabled and mechanics.enabled are both false: nothing to solve"])
+        self.charge = 0.0
+
+    # -- coupling copies --------------------------------------------------
+    def _copy_xi(self):
+        self.xi.interpolate(self.ec.xi_function())
+        self.xi.x.scatter_forward()
+
+    def _copy_d(self):
+        self.d.interpolate(self.frac.d)
+        self.d.x.scatter_forward()
+
+    def _update_pressure(self):
+        self.p.interpolate(self._p_expr)
+        self.p.x.scatter_forward()
+
+    def dofs(self) -> dict:
+        out = {}
+        for name, prob in (("electrochemistry", self.ec), ("mechanics", self.mech), ("fracture", self.frac)):
+            if prob is not None:
+                out[name] = int(prob.dofs())
+        return out
+
+    def problems(self):
+        return [p for p in (self.ec, self.mech, self.frac) if p is not None]
+
+    # -- state for cut-back --------------------------------------------------
+    def save_state(self):
+        for p in self.problems():
+            p.save_state()
+        self._saved = (self.xi.x.array.copy(), self.d.x.array.copy(), self.p.x.array.copy())
+
+    def restore_state(self):
+        for p in self.problems():
+            p.restore_state()
+        for f, a in zip((self.xi, self.d, self.p), self._saved):
+            f.x.array[:] = a
+            f.x.scatter_forward()
+
+    # -- one step ----------------------------------------------------------
+    def step(self, t: float, dt: float) -> dict:
+        """Staggered iterations for the step ending at time t [s]."""
+        cfg, ctx = self.cfg, self.ctx
+        st = cfg.solver.stagger
+        n_fields = len(self.problems())
+        newton = krylov = 0
+        xi0, d0 = self.xi.x.array.copy(), self.d.x.array.copy()
+        converged, k = False, 0
+        for k in range(1, st.max_iterations + 1):
+            xi_prev, d_prev = self.xi.x.array.copy(), self.d.x.array.copy()
+            if self.mech is not None:
+                with ctx.phase("mechanics"):
+                    krylov += self.mech.solve(t)
+                    self._update_pressure()
+            if self.ec is not None:
+                with ctx.phase("electrochemistry"):
+                    n_its, k_its = self.ec.solve(t, dt)
+                    newton += n_its
+                    krylov += k_its
+                    self._copy_xi()
+            if self.frac is not None:
+                with ctx.phase("fracture"):
+                    self.frac.update_history()
+                    krylov += self.frac.solve()
+                    self._copy_d()
+            if n_fields == 1:
+                converged = True
+                break
+            dxi = global_max_abs(self.xi.x.array - xi_prev, self.comm)
+            dd = global_max_abs(self.d.x.array - d_prev, self.comm)
+            res_u = 0.0
+            if self.mech is not None and (self.frac is not None or self.ec is not None):
+                with ctx.phase("mechanics"):
+                    res_u = self.mech.residual_norm()
+            if dxi <= st.tol_xi and dd <= st.tol_d and res_u <= st.tol_u:
+                converged = True
+                break
+        if not converged:
+            raise SolveError(f"staggered iteration did not converge in {st.max_iterations} iterations "
+                             f"(dxi {dxi:.2e}, dd {dd:.2e}, mechanics residual {res_u:.2e})")
+        change_xi = global_max_abs(self.xi.x.array - xi0, self.comm)
+        change_d = global_max_abs(self.d.x.array - d0, self.comm)
+        if change_xi > cfg.time.max_dxi or change_d > cfg.time.max_dd:
+            raise StepRejected(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
+                               f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
+        for p in self.problems():
+            if hasattr(p, "commit"):
+                p.commit()
+        return {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov}
+
+    # -- per-step quantities ------------------------------------------------
+    def scalars(self, t: float) -> dict:
+        row = {}
+        if self.ec is not None:
+            row.update(self.ec.scalars(t))
+        if self.mech is not None:
+            row["elastic_energy_J_m"] = self.mech.elastic_energy()
+            if self.ec is None:
+                for name in ("counter_electrode",):
+                    f = self.mech.reaction_force(name)
+                    row["reaction_force_y_N_m"] = float(f[1])
+        if self.frac is not None:
+            row["crack_length_m"] = self.frac.crack_length()
+            row["crack_tip_m"] = self.frac.crack_tip()
+            row["fracture_energy_J_m"] = self.frac.fracture_energy()
+        return row
+
+    def output_functions(self) -> list:
+        funcs = []
+        if self.ec is not None:
+            funcs += list(self.ec.output_functions())
+        if self.mech is not None:
+            self.mech.update_derived()
+            funcs.append(self.mech.u)
+            funcs += list(self.mech.derived_functions())
+        if self.frac is not None:
+            funcs.append(self.d)
+        funcs += [self.domain.grain_id, self.domain.theta]
+        return funcs
+
+    def short_circuit(self):
+        if self.ec is None:
+            return False, None
+        return self.ec.is_short_circuit(self.cfg.time.short_circuit_distance)
+
+    # -- checkpoints ----------------------------------------------------------
+    def checkpoint_functions(self) -> dict:
+        funcs = {"xi_shared": self.xi, "d_shared": self.d, "p_shared": self.p}
+        for name, prob in (("ec", self.ec), ("mech", self.mech), ("frac", self.frac)):
+            if prob is not None:
+                for key, f in prob.checkpoint_functions().items():
+                    funcs[f"{name}_{key}"] = f
+        return funcs
+
+    def write_checkpoint(self, directory: Path, step: int, t: float, dt: float, extra: dict):
+        """adios4dolfinx files in input-mesh ordering; state.json (atomic) names the current one."""
+        import adios4dolfinx
+
+        directory = Path(directory)
+        name = f"step_{step:07d}.bp"
+        path = directory / name
+        if self.comm.rank == 0 and path.exists():
+            shutil.rmtree(path)
+        self.comm.barrier()
+        adios4dolfinx.write_mesh_input_order(path, self.domain.mesh)
+        for key, f in self.checkpoint_functions().items():
+            adios4dolfinx.write_function_on_input_mesh(path, f, time=0.0, name=key)
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            state = {"file": name, "step": step, "time_s": t, "dt_s": dt, "charge_C_m": self.charge,
+                     "physics_hash": self.cfg.physics_hash(), "ranks": self.comm.size, **extra}
+            atomic_write_json(directory / CHECKPOINT_STATE, state)
+            for old in directory.glob("step_*.bp"):
+                if old.name != name:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.comm.barrier()
+
+    def read_checkpoint(self, directory: Path) -> dict:
+        import adios4dolfinx
+
+        directory = Path(directory)
+        state_file = directory / CHECKPOINT_STATE
+        if not state_file.exists():
+            raise ConfigError([f"--restart: no checkpoint in {directory} (expected {CHECKPOINT_STATE})"])
+        state = json.loads(state_file.read_text())
+        if state.get("physics_hash") != self.cfg.physics_hash():
+            raise ConfigError([
+                f"--restart: the physics in the config changed since the checkpoint (physics hash "
+                f"{self.cfg.physics_hash()} != {state.get('physics_hash')}); only time, solver and output "
+                "settings may change on restart"])
+        path = directory / state["file"]
+        for key, f in self.checkpoint_functions().items():
+            adios4dolfinx.read_function(path, f, time=0.0, name=key)
+            f.x.scatter_forward()
+        for p in self.problems():
+            if hasattr(p, "after_checkpoint_read"):
+                p.after_checkpoint_read()
+        self.charge = state.get("charge_C_m", 0.0)
+        return state
+
+
+def run_coupled(ctx) -> None:
+    """Time loop with adaptive dt, checkpoints, short-circuit detection."""
+    from .run import Interrupted
+    from .xdmf import FieldWriter
+
+    cfg: Config = ctx.cfg
+    log = get_logger()
+    solver = CoupledSolver(ctx)
+    ctx.dofs = solver.dofs()
+    log.info(f"mesh: {solver.domain.n_grains} grain(s); DOFs {ctx.dofs}")
+    ckdir = ctx.outdir / "checkpoint"
+    t, step, dt = 0.0, 0, cfg.time.dt
+    dt_max = cfg.time.dt_max or cfg.time.t_end
+    if ctx.restart:
+        state = solver.read_checkpoint(ckdir)
+        t, step, dt = state["time_s"], state["step"], state["dt_s"]
+        ctx.scalars.load_existing(upto_step=step)
+        log.info(f"restart from step {step}, t = {t:.4e} s ({state['ranks']} -> {ctx.comm.size} ranks)")
+    writer = FieldWriter(ctx.outdir / "fields.xdmf", solver.domain.mesh,
+                         mode="a" if ctx.restart else "w", keep_until=t if ctx.restart else None)
+    if not ctx.restart:
+        with ctx.phase("output"):
+            writer.write(solver.output_functions(), 0.0)
+    progress = Progress(cfg.time.t_end, cfg.output.progress_every)
+    ctx.steps, ctx.time = step, t
+    last_ck = step
+    try:
+        while t < cfg.time.t_end * (1 - 1e-12) and step < cfg.time.max_steps:
+            dt = min(dt, dt_max, cfg.time.t_end - t)
+            solver.save_state()
+            t_wall = time.perf_counter()
+            reason = "another rank failed"
+            try:
+                info = solver.step(t + dt, dt)
+                ok = 1
+            except (SolveError, StepRejected) as exc:
+                ok, reason = 0, str(exc)
+            except Interrupted:
+                solver.restore_state()  # stop at the last completed step
+                raise
+            ok = ctx.comm.allreduce(ok, op=MPI.MIN)  # failure on one rank is failure on all
+            if not ok:
+                solver.restore_state()
+                dt *= cfg.time.cutback
+                log.info(f"step {step + 1} rejected ({reason}); dt -> {dt:.3e} s")
+                if dt < cfg.time.dt_min:
+                    raise SolveError(f"dt = {dt:.3e} s below dt_min = {cfg.time.dt_min:.3e} s at t = {t:.4e} s")
+                continue
+            t += dt
+            step += 1
+            ctx.steps, ctx.time = step, t
+            row = {"step": step, "time_s": t, "dt_s": dt, **solver.scalars(t), **info,
+                   "wall_s": ctx.wall(), "step_wall_s": time.perf_counter() - t_wall}
+            with ctx.phase("output"):
+                ctx.scalars.append(row)
+                if step % cfg.output.every == 0:
+                    writer.write(solver.output_functions(), t)
+                if step % cfg.output.checkpoint_every == 0:
+                    solver.write_checkpoint(ckdir, step, t, dt, {})
+                    last_ck = step
+            progress.step(step, t, dt, _progress_text(row))
+            shorted, where = solver.short_circuit()
+            if shorted:
+                ctx.status = "short_circuit"
+                ctx.extra["short_circuit"] = {"time_s": t, "location_m": where}
+                log.info(f"short circuit at t = {t:.4e} s, location {where}")
+                break
+            easy = info["stagger_iterations"] <= 2 and info["newton_iterations"] <= 6 * max(1, info["stagger_iterations"])
+            if easy:
+                dt *= cfg.time.growth
+        else:
+            ctx.status = "completed"
+        if ctx.status == "running":
+            ctx.status = "completed"
+    finally:
+        # every stop writes the last good state (the state was restored on failure)
+        with ctx.phase("output"):
+            if step != last_ck or not (ckdir / CHECKPOINT_STATE).exists():
+                try:
+                    solver.write_checkpoint(ckdir, step, t, dt, {})
+                except Exception as exc:  # never hide the original error
+                    log.info(f"could not write the final checkpoint: {exc}")
+            if cfg.output.every > 1 and step % cfg.output.every:
+                writer.write(solver.output_functions(), t)
+            writer.close()
+
+
+def _progress_text(row: dict) -> str:
+    parts = []
+    for key, fmt in (("current_density_A_m2", "i {:.3e} A/m^2"), ("dendrite_tip_m", "tip {:.3e} m"),
+                     ("crack_length_m", "crack {:.3e} m"), ("stagger_iterations", "stag {}"),
+                     ("newton_iterations", "newton {}"), ("krylov_iterations", "ksp {}")):
+        if key in row and row[key] == row[key]:
+            parts.append(fmt.format(row[key]))
+    return "  ".join(parts)
