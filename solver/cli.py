@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return report(Path(args.directory))
         cfg = load_config(args.config, args.overrides)
+        from .preflight import cross_check
+
+        problems = cross_check(cfg)
+        if problems:
+            raise ConfigError(problems)
         if args.command == "check":
             return _check(cfg)
         if args.command == "mesh":
@@ -85,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(cfg) -> int:
-    from .preflight import describe
+    from .preflight import describe, warnings
 
     print(f"config '{cfg.name}' is valid")
     for line in describe(cfg):
         print(f"  {line}")
+    for line in warnings(cfg):
+        print(f"  warning: {line}")
     return 0

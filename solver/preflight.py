@@ -71,3 +71,33 @@ def describe(cfg: Config) -> list[str]:
     lines.append(f"time: t_end = {cfg.time.t_end:g} s, dt = {cfg.time.dt:g} s")
     lines.append(f"config hash {cfg.config_hash()}, physics hash {cfg.physics_hash()}")
     return lines
+
+
+def cross_check(cfg: Config) -> list[str]:
+    """Problems that involve several sections (ConfigError lines)."""
+    problems = []
+    ec, mech, fr = cfg.electrochemistry, cfg.mechanics, cfg.fracture
+    coupled = not (ec.enabled and ec.model == "conduction")
+    if coupled and fr.enabled and not mech.enabled:
+        problems.append("fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)")
+    if coupled and not ec.enabled and not mech.enabled:
+        problems.append("electrochemistry.enabled and mechanics.enabled are both false: nothing to solve")
+    if coupled and not ec.enabled and mech.enabled and cfg.loading.mechanical.type == "none":
+        problems.append("loading.mechanical.type = 'none' with electrochemistry disabled: nothing loads the solid "
+                        "(expected 'displacement' or 'pressure')")
+    if cfg.time.dt_max is not None and cfg.time.dt_max < cfg.time.dt:
+        problems.append(f"time.dt_max = {cfg.time.dt_max:g}: smaller than time.dt = {cfg.time.dt:g}; expected dt <= dt_max")
+    if cfg.mesh.h_fine is None and cfg.mesh.h > cfg.mesh.height / 2:
+        problems.append(f"mesh.h = {cfg.mesh.h:g}: larger than half the box height ({cfg.mesh.height:g} m); expected a finer mesh")
+    return problems
+
+
+def warnings(cfg: Config) -> list[str]:
+    """Things that run but deserve a look (h vs l)."""
+    out = []
+    if cfg.fracture.enabled and cfg.fracture.model != "damaged_domain":
+        h = cfg.mesh.h_fine or cfg.mesh.h
+        if h > cfg.fracture.length_scale / 2:
+            out.append(f"mesh h = {h:g} m > l/2 = {cfg.fracture.length_scale / 2:g} m: the crack band is under-resolved "
+                       "(MODEL.md asks h <= l/5)")
+    return out
