@@ -32,12 +32,29 @@ def grain_angles(n: int, mode: str = "random", seed: int = 1, angles=None) -> np
 
 
 def c_axes(n: int, mode: str = "random", seed: int = 1, axes=None) -> np.ndarray:
-    """Unit c-axis vectors (n, 3), uniform on the sphere (sign-free)."""
+    """Unit c-axis vectors (n, 3), uniform on the sphere (sign-free, m_z >= 0).
+
+    ``random``: isotropic normal draws, normalised. ``stratified``: m_z = cos
+    of the polar angle stratified in n equal bins of [0, 1] (uniform on the
+    half sphere), azimuth stratified in n bins of [0, 2 pi), both shuffled.
+    ``given``: the list ``axes`` (n vectors), normalised.
+    """
     if mode == "given":
+        if axes is None or len(axes) != n:
+            got = 0 if axes is None else len(axes)
+            raise ValueError(f"mesh.orientation.axes: expected {n} c-axis vectors (one per grain), got {got}")
         v = np.asarray(axes, dtype=float).reshape(n, 3)
-    else:
+    elif mode == "stratified":
+        rng = np.random.default_rng(seed)
+        z = rng.permutation((np.arange(n) + rng.uniform(size=n)) / n)
+        phi = rng.permutation((np.arange(n) + rng.uniform(size=n)) * 2 * np.pi / n)
+        r = np.sqrt(np.clip(1 - z * z, 0, None))
+        v = np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+    elif mode == "random":
         rng = np.random.default_rng(seed)
         v = rng.normal(size=(n, 3))
+    else:
+        raise ValueError(f"mesh.orientation.mode = {mode!r}: expected random, stratified or given")
     v = v / np.linalg.norm(v, axis=1)[:, None]
     v[v[:, 2] < 0] *= -1.0
     return v
