@@ -142,7 +142,10 @@ def build_geometry(spec) -> dict:
             new_objs += pieces
             new_owner += [owner[i]] * len(pieces)
         objs, owner = new_objs, new_owner
-    _, omap = occ.fragment(objs, filled, removeObject=True, removeTool=True)
+    if len(objs) + len(filled) > 1:
+        _, omap = occ.fragment(objs, filled, removeObject=True, removeTool=True)
+    else:  # a single entity: nothing to fragment (gmsh would skip it)
+        omap = [[dt] for dt in objs]
     grain_of: dict[int, int] = {}
     for i, pieces in enumerate(omap[: len(objs)]):
         for d, t in pieces:

@@ -136,7 +136,7 @@ def check(flaws: list[dict], width: float, height: float, h_fine: float) -> list
                 problems.append(f"{key}.length = {f['length'] * 1e-6:g} m: expected a {t} deeper than half its "
                                 f"width ({0.5 * f['width'] * 1e-6:g} m)")
                 continue
-            poly = outline(f, height)
+            poly = _densify(outline(f, height))
             base, d = _notch_axis(f, height)
             poly = poly[(poly - base) @ d > 0.0]  # the part inside the electrolyte
         else:
@@ -158,6 +158,13 @@ def check(flaws: list[dict], width: float, height: float, h_fine: float) -> list
                 f"at least h_fine/2 = {margin * 1e-6:g} m from the sides"
             )
     return problems
+
+
+def _densify(poly: np.ndarray, k: int = 50) -> np.ndarray:
+    """Points along every side of a closed polygon (k per side)."""
+    t = np.linspace(0.0, 1.0, k, endpoint=False)[:, None, None]
+    nxt = np.roll(poly, -1, axis=0)
+    return (poly[None] + t * (nxt - poly)[None]).reshape(-1, 2)
 
 
 def occ_surface(f: dict, height: float) -> int:

@@ -26,6 +26,7 @@ SCHEMA = "nacrack.mesh"
 SCHEMA_VERSION = 1
 UM = 1e6  # config metres -> mesh micrometres
 MIN_CELLS_ACROSS_GRAIN = 3.0  # a grain must be >= 3 h_fine across (equivalent diameter)
+MIN_CELLS_ACROSS_GRAIN_3D = 2.0
 MAX_ELEMENTS = 20_000_000
 
 
@@ -117,14 +118,15 @@ def check(m) -> tuple[list[str], dict]:
         if m.seeds_file is None and n is not None:
             vol = float(np.prod(box))
             d_eq = (4 * vol / (np.pi * n)) ** 0.5 if m.dim == 2 else (6 * vol / (np.pi * n)) ** (1 / 3)
-            if d_eq < MIN_CELLS_ACROSS_GRAIN * hf:
-                n_max = int(vol / ((np.pi / 4) * (MIN_CELLS_ACROSS_GRAIN * hf) ** 2)) if m.dim == 2 else int(
-                    vol / ((np.pi / 6) * (MIN_CELLS_ACROSS_GRAIN * hf) ** 3))
+            across = MIN_CELLS_ACROSS_GRAIN if m.dim == 2 else MIN_CELLS_ACROSS_GRAIN_3D
+            if d_eq < across * hf:
+                n_max = int(vol / ((np.pi / 4) * (across * hf) ** 2)) if m.dim == 2 else int(
+                    vol / ((np.pi / 6) * (across * hf) ** 3))
                 key = "mesh.grains" if m.grains is not None else "mesh.grain_size"
                 val = m.grains if m.grains is not None else m.grain_size
                 problems.append(
                     f"{key} = {val:g}: grains of mean diameter {d_eq / UM:.3g} m do not fit at h_fine = "
-                    f"{hf / UM:g} m; expected grains at least {MIN_CELLS_ACROSS_GRAIN:g} h_fine across "
+                    f"{hf / UM:g} m; expected grains at least {across:g} h_fine across "
                     f"(at most {max(n_max, 1)} grains, or a smaller mesh.h_fine)")
             derived["grains"] = n
         if m.dim == 3 and n is not None and n < 2 and m.seeds_file is None:

@@ -236,6 +236,8 @@ def write_xdmf(dom, path: Path) -> None:
     orientation (cell data) [+ c_axis in 3D]."""
     from dolfinx import io
 
+    dom.cell_tags.name = "grain"
+    dom.facet_tags.name = "facet_tags"
     with io.XDMFFile(dom.comm, str(path), "w") as f:
         f.write_mesh(dom.mesh)
         dom.mesh.topology.create_connectivity(dom.mesh.topology.dim - 1, dom.mesh.topology.dim)
