@@ -1,0 +1,458 @@
+"""Mechanical equilibrium of electrolyte + Na deposit (MODEL.md section 3).
+
+    div sigma = 0,   sigma = g(d) dpsi+/deps_e + dpsi-/deps_e,
+    eps_e = sym grad u - eps*(xi),   eps* = (eps_v / 3) h(xi) I,
+    C(xi, theta) = h(xi) C_Na + (1 - h(xi)) C_SE(theta),
+    g(d) = (1 - k_res) (1 - d)^2 + k_res          (phase-field models; g(0) = 1
+                                                   so an intact body has exactly C)
+    C -> [1 - (1 - f) d] C, no split, g = 1        (damaged_domain, f = modulus_factor)
+
+Plane strain in 2D (3x3 tensors with eps_zz = 0, so sigma_zz is carried),
+3D if the mesh is 3D. Internal units: coordinates and u in um, stresses MPa,
+energy density MPa (J/m^3 x 1e-6), energy per area J/m^2 = MPa um.
+
+Loading (``loading.mechanical``): ``none`` (only the eigenstrain loads the
+body) clamps ``fixed`` (default the plating electrode, u = 0; a stiff bonded
+electrode); ``displacement`` prescribes u = value * direction on
+``boundary`` and holds ``fixed``; ``pressure`` applies the traction -p n on
+``boundary`` (p < 0 pulls). ``support: roller`` instead holds only the normal
+component on ``fixed`` (plus one pinned point against the rigid translation)
+and prescribes only the nonzero components of ``direction``.
+
+The equation is nonlinear in u when a split is used (the tension/compression
+switch), so it is solved by Newton's method; each Newton step is a symmetric
+positive definite solve with CG + GAMG (rigid-body near-nullspace), prefix
+``mechanics_`` (overrides: ``solver.petsc.mechanics``). With split ``none``
+(or damaged_domain) it is linear: one step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ufl
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from dolfinx import fem, la
+from dolfinx import mesh as dmesh
+from dolfinx.fem import petsc as fem_petsc
+
+from . import scales
+from .config import schedule_value
+from .domain import FACET_TAGS, Domain, num_local_cells
+from .elasticity import (
+    EnergySplit,
+    Stiffness,
+    electrolyte_constants,
+    embed_vec3,
+    h_interp,
+    inplane,
+    plane_tractions,
+    sodium_constants,
+    strain3,
+    von_mises,
+)
+from .linalg import LinearSolver, SolveError
+
+# energy [MPa um^tdim] -> SI (J/m in 2D, J in 3D)
+ENERGY_SI = {2: scales.STRESS * scales.LENGTH**2, 3: scales.STRESS * scales.LENGTH**3}
+# force [MPa um^(tdim-1)] -> SI (N/m in 2D, N in 3D)
+FORCE_SI = {2: scales.STRESS * scales.LENGTH, 3: scales.STRESS * scales.LENGTH**2}
+
+
+def rigid_body_modes(V: fem.FunctionSpace):
+    """Orthonormalised rigid-body modes of a blocked P1 vector space (GAMG
+    near-nullspace): translations and in-plane (2D) / three (3D) rotations.
+    Returns (PETSc NullSpace, the la.Vectors it wraps: keep them alive)."""
+    imap, bs = V.dofmap.index_map, V.dofmap.index_map_bs
+    x = V.tabulate_dof_coordinates()
+    xc = x - V.mesh.comm.allreduce(x[: imap.size_local].sum(axis=0), op=MPI.SUM) / max(
+        1, V.mesh.comm.allreduce(imap.size_local, op=MPI.SUM)
+    )
+    nmodes = 3 if bs == 2 else 6
+    basis = [la.vector(imap, bs=bs, dtype=PETSc.ScalarType) for _ in range(nmodes)]
+    b = [v.array for v in basis]
+    for k in range(bs):
+        b[k][k::bs] = 1.0
+    if bs == 2:
+        b[2][0::bs], b[2][1::bs] = -xc[:, 1], xc[:, 0]
+    else:
+        b[3][0::bs], b[3][1::bs] = -xc[:, 1], xc[:, 0]
+        b[4][1::bs], b[4][2::bs] = -xc[:, 2], xc[:, 1]
+        b[5][2::bs], b[5][0::bs] = -xc[:, 0], xc[:, 2]
+    la.orthonormalize(basis)
+    ns = PETSc.NullSpace().create(vectors=[v.petsc_vec for v in basis], comm=V.mesh.comm)
+    return ns, basis
+
+
+def cell_expression_values(expr, msh, shape=()) -> np.ndarray:
+    """Values of a UFL expression at each local cell midpoint (owned + ghost),
+    shape (ncells, *shape): interpolation into DG0."""
+    Q = fem.functionspace(msh, ("DG", 0, shape) if shape else ("DG", 0))
+    f = fem.Function(Q)
+    f.interpolate(fem.Expression(expr, Q.element.interpolation_points()))
+    ncell = num_local_cells(msh)
+    bs = int(np.prod(shape)) if shape else 1
+    dofs = Q.dofmap.list[:ncell, 0]
+    arr = f.x.array.reshape(-1, bs)[dofs]
+    return arr.reshape((ncell, *shape)) if shape else arr[:, 0]
+
+
+class CellEvaluator:
+    """Reusable interpolation of a UFL expression into DG0 (cell midpoints)."""
+
+    def __init__(self, expr, msh, shape=()):
+        self.shape = shape
+        self.Q = fem.functionspace(msh, ("DG", 0, shape) if shape else ("DG", 0))
+        self.f = fem.Function(self.Q)
+        self.expr = fem.Expression(expr, self.Q.element.interpolation_points())
+        self.ncell = num_local_cells(msh)
+        self.dofs = self.Q.dofmap.list[: self.ncell, 0]
+        self.bs = int(np.prod(shape)) if shape else 1
+
+    def __call__(self) -> np.ndarray:
+        self.f.interpolate(self.expr)
+        arr = self.f.x.array.reshape(-1, self.bs)[self.dofs]
+        return arr.reshape((self.ncell, *self.shape)) if self.shape else arr[:, 0]
+
+
+def make_damage_function(domain: Domain, cfg) -> fem.Function:
+    """The damage field d: P1 for the phase-field models, DG0 (one value per
+    cell, 0 or 1) for ``damaged_domain``."""
+    if cfg.fracture.enabled and cfg.fracture.model == "damaged_domain":
+        V = fem.functionspace(domain.mesh, ("DG", 0))
+    else:
+        V = fem.functionspace(domain.mesh, ("Lagrange", 1))
+    return fem.Function(V, name="damage")
+
+
+def _axis_of_boundary(msh, facets) -> int:
+    """Coordinate axis normal to a flat, axis-aligned boundary (0 x, 1 y, 2 z)."""
+    tdim = msh.topology.dim
+    mid = dmesh.compute_midpoints(msh, tdim - 1, facets)[:, :tdim] if len(facets) else np.zeros((0, tdim))
+    lo = msh.comm.allreduce(mid.min(axis=0) if len(mid) else np.full(tdim, np.inf), op=MPI.MIN)
+    hi = msh.comm.allreduce(mid.max(axis=0) if len(mid) else np.full(tdim, -np.inf), op=MPI.MAX)
+    return int(np.argmin(hi - lo))
+
+
+class MechanicsProblem:
+    """Displacement u [um] of the electrolyte + deposit.
+
+    ``xi`` (Na phase, P1) and ``d`` (damage, P1 or DG0) are Functions owned by
+    the caller, read live by the forms; None creates zero fields (``.xi``,
+    ``.d``; d via :func:`make_damage_function`).
+    """
+
+    def __init__(self, domain: Domain, cfg, xi: fem.Function | None = None, d: fem.Function | None = None):
+        self.domain, self.cfg = domain, cfg
+        msh = domain.mesh
+        self.comm = msh.comm
+        self.tdim = tdim = msh.topology.dim
+        self.V = fem.functionspace(msh, ("Lagrange", 1, (tdim,)))
+        self.u = fem.Function(self.V, name="displacement")
+        self.du = fem.Function(self.V)
+        S = fem.functionspace(msh, ("Lagrange", 1))
+        self.xi = xi if xi is not None else fem.Function(S, name="metal")
+        self.d = d if d is not None else make_damage_function(domain, cfg)
+        mech, frac = cfg.mechanics, cfg.fracture
+        self.damaged_domain = bool(frac.enabled and frac.model == "damaged_domain")
+
+        # --- constitutive law (3x3 tensors) ---
+        xi_c = ufl.max_value(ufl.min_value(self.xi, 1.0), 0.0)
+        self.h = h_interp(xi_c)
+        self.m3 = embed_vec3(domain.plane_normal(), tdim)
+        se = electrolyte_constants(cfg.materials.electrolyte)
+        na = sodium_constants(cfg.materials.sodium)
+        if self.damaged_domain:
+            f = frac.damaged_domain.modulus_factor
+            C = Stiffness(se, na, self.h, self.m3, factor=1.0 - (1.0 - fem.Constant(msh, f)) * self.d, msh=msh)
+            split, self.g = "none", 1.0
+        else:
+            C = Stiffness(se, na, self.h, self.m3, msh=msh)
+            split = mech.split
+            self.k_res = fem.Constant(msh, PETSc.ScalarType(mech.residual_stiffness))
+            self.g = (1.0 - self.k_res) * (1.0 - self.d) ** 2 + self.k_res
+        self.C = C
+        self.split_kind = split
+        self.eps_v = fem.Constant(msh, PETSc.ScalarType(mech.eigenstrain))
+        eye = ufl.Identity(3)
+        self.eps_star = self.eps_v / 3.0 * self.h * eye
+        self.eps_e = strain3(self.u, tdim) - self.eps_star
+        psi_p, psi_m, s_p, s_m = EnergySplit(split, C, tdim).parts(self.eps_e)
+        self._psi_p, self._psi_m = psi_p, psi_m
+        self._sigma = self.g * s_p + s_m
+        self._sigma0 = s_p + s_m
+        self.linear = split == "none"
+
+        # --- loading and supports ---
+        dx, ds, _ = domain.measures()
+        self.dx, self.ds = dx, ds
+        self.load = cfg.loading.mechanical
+        self.load_value = fem.Constant(msh, PETSc.ScalarType(0.0))  # um or MPa
+        v = ufl.TestFunction(self.V)
+        self.bcs, self.bcs0 = self._boundary_conditions()
+        self._eps_v_test = ufl.sym(ufl.grad(v))
+        F_int = ufl.inner(inplane(self._sigma, tdim), self._eps_v_test) * dx
+        F_ext = 0
+        if self.load.type == "pressure":
+            n = ufl.FacetNormal(msh)
+            tag = self._tag(self.load.boundary)
+            F_ext = -self.load_value * ufl.dot(n, v) * ds(tag)
+        self.F = F_int - F_ext if F_ext != 0 else F_int
+        self._F_form = fem.form(self.F)
+        self._Fint_form = fem.form(F_int)
+        J = ufl.derivative(self.F, self.u, ufl.TrialFunction(self.V))
+        self.nullspace, self._rbm = rigid_body_modes(self.V)
+        overrides = cfg.solver.petsc.get("mechanics")
+        self.solver = LinearSolver(J, -self.F, self.bcs0, "mechanics_", self.comm, overrides=overrides,
+                                   near_nullspace=self.nullspace)
+        self.newton_rtol = mech.newton_rtol
+        self.max_newton = mech.max_newton_iterations
+        self.newton_iterations = 0
+        self.krylov_iterations = 0
+        self._energy_form = fem.form((self.g * psi_p + psi_m) * dx)
+        self._R = fem_petsc.create_vector(self._F_form)
+        self._derived = None
+        self._saved = None
+
+    # ------------------------------------------------------------------
+    def _tag(self, name: str) -> int:
+        if name not in FACET_TAGS:
+            raise ValueError(f"unknown boundary {name!r}; expected one of {', '.join(FACET_TAGS)}")
+        return FACET_TAGS[name]
+
+    def _boundary_conditions(self):
+        """(bcs with values, homogeneous copies for the Newton correction)."""
+        msh, V, tdim = self.domain.mesh, self.V, self.tdim
+        ft = self.domain.facet_tags
+        load = self.load
+        fixed = ft.find(self._tag(load.fixed))
+        bcs, bcs0 = [], []
+        zero = PETSc.ScalarType(0.0)
+
+        def add(dofs, sub, value):
+            space = V.sub(sub) if sub is not None else V
+            if sub is None:
+                bcs.append(fem.dirichletbc(value, dofs, V))
+                bcs0.append(fem.dirichletbc(np.zeros(tdim, dtype=PETSc.ScalarType), dofs, V))
+            else:
+                bcs.append(fem.dirichletbc(value, dofs, space))
+                bcs0.append(fem.dirichletbc(zero, dofs, space))
+
+        if load.support == "clamped":
+            add(fem.locate_dofs_topological(V, tdim - 1, fixed), None, np.zeros(tdim, dtype=PETSc.ScalarType))
+        else:
+            k = _axis_of_boundary(msh, fixed)
+            add(fem.locate_dofs_topological(V.sub(k), tdim - 1, fixed), k, zero)
+            # pin the vertex of 'fixed' with the smallest coordinates (tangential components)
+            msh.topology.create_connectivity(tdim - 1, 0)
+            msh.topology.create_connectivity(0, tdim)
+            verts = dmesh.compute_incident_entities(msh.topology, fixed, tdim - 1, 0)
+            x = msh.geometry.x
+            from dolfinx.mesh import entities_to_geometry
+
+            geo = entities_to_geometry(msh, 0, verts).reshape(-1) if len(verts) else np.zeros(0, np.int32)
+            keys = x[geo, :tdim] if len(verts) else np.zeros((0, tdim))
+            best = None
+            if len(verts):
+                order = np.lexsort(keys.T[::-1])
+                best = tuple(keys[order[0]])
+            allbest = [b for b in self.comm.allgather(best) if b is not None]
+            target = min(allbest)
+            pin = verts[np.all(np.abs(keys - np.array(target)) < 1e-12 * max(1.0, np.abs(target).max()), axis=1)] if len(verts) else verts
+            for j in range(tdim):
+                if j != k:
+                    add(fem.locate_dofs_topological(V.sub(j), 0, pin), j, zero)
+        if load.type == "displacement":
+            direction = np.zeros(tdim)
+            dvec = np.asarray(load.direction, dtype=float)
+            direction[: min(tdim, len(dvec))] = dvec[:tdim]
+            facets = ft.find(self._tag(load.boundary))
+            self._disp_consts = []
+            for j in range(tdim):
+                if direction[j] != 0.0 or load.support == "clamped":
+                    c = fem.Constant(msh, PETSc.ScalarType(0.0))
+                    self._disp_consts.append((c, direction[j]))
+                    add(fem.locate_dofs_topological(V.sub(j), tdim - 1, facets), j, c)
+        return bcs, bcs0
+
+    def set_load(self, t: float) -> float:
+        """Set the load of the schedule at time t [s]; returns it in SI (m or Pa)."""
+        val = schedule_value(self.load.value, t) if self.load.type != "none" else 0.0
+        if self.load.type == "displacement":
+            for c, comp in self._disp_consts:
+                c.value = scales.length(val) * comp
+        elif self.load.type == "pressure":
+            self.load_value.value = scales.stress(val)
+        return val
+
+    # ------------------------------------------------------------------
+    def solve(self, t: float = 0.0) -> int:
+        """Equilibrium at time t [s] with the current xi, d (Newton; each step
+        one CG + GAMG solve). Returns the Krylov iterations; raises SolveError."""
+        self.set_load(t)
+        for bc in self.bcs:
+            bc.set(self.u.x.array)
+        self.u.x.scatter_forward()
+        its = 0
+        for k in range(self.max_newton):
+            its += self.solver.solve(self.du)
+            self.u.x.array[:] += self.du.x.array
+            self.u.x.scatter_forward()
+            if self.linear:
+                break
+            if self.residual_norm() < self.newton_rtol:
+                break
+        else:
+            raise SolveError(f"mechanics Newton did not converge in {self.max_newton} iterations "
+                             f"(relative residual {self.residual_norm():.3e})")
+        self.newton_iterations = k + 1
+        self.krylov_iterations = its
+        return its
+
+    def residual_norm(self) -> float:
+        """||R(u)|| on the free dofs / ||f_int(u)|| on all dofs (relative
+        residual of the equilibrium equation with the current u, xi, d)."""
+        R = self._R
+        with R.localForm() as loc:
+            loc.set(0.0)
+        fem_petsc.assemble_vector(R, self._F_form)
+        R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        scale = R.norm()
+        fem_petsc.set_bc(R, self.bcs0)
+        r = R.norm()
+        if self.load.type == "pressure":
+            with R.localForm() as loc:
+                loc.set(0.0)
+            fem_petsc.assemble_vector(R, self._Fint_form)
+            R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            scale = max(scale, R.norm())
+        return 0.0 if scale == 0.0 else r / scale
+
+    # ------------------------------------------------------------------
+    def stress(self):
+        """Degraded Cauchy stress, UFL 3x3 [MPa] (sigma_zz included in 2D)."""
+        return self._sigma
+
+    def stress_undegraded(self):
+        """sigma~ = dpsi+/deps + dpsi-/deps, UFL 3x3 [MPa] (no damage)."""
+        return self._sigma0
+
+    def pressure(self):
+        """Hydrostatic pressure p = -tr(sigma)/3, UFL [MPa] (compression > 0;
+        the 3D trace, i.e. with sigma_zz in plane strain)."""
+        return -ufl.tr(self._sigma) / 3.0
+
+    def psi_plus(self):
+        """Tensile strain energy density psi+ (undegraded), UFL [MPa]."""
+        return self._psi_p
+
+    def psi_minus(self):
+        return self._psi_m
+
+    def elastic_energy(self) -> float:
+        """int (g psi+ + psi-) dx in SI: J/m (2D, per metre of depth) or J (3D)."""
+        e = self.comm.allreduce(fem.assemble_scalar(self._energy_form), op=MPI.SUM)
+        return e * ENERGY_SI[self.tdim]
+
+    def reaction_force(self, tag_name: str) -> np.ndarray:
+        """Resultant traction int sigma.n ds on the tagged boundary, from the
+        internal-force vector at its dofs (exact for Dirichlet boundaries).
+        SI: N/m in 2D (per metre of depth), N in 3D; one entry per component."""
+        facets = self.domain.facet_tags.find(self._tag(tag_name))
+        dofs = fem.locate_dofs_topological(self.V, self.tdim - 1, facets)
+        R = self._R
+        with R.localForm() as loc:
+            loc.set(0.0)
+        fem_petsc.assemble_vector(R, self._Fint_form)
+        R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        bs = self.tdim
+        nown = self.V.dofmap.index_map.size_local
+        dofs = dofs[dofs < nown]
+        arr = R.getArray(readonly=True).reshape(-1, bs)
+        local = arr[dofs].sum(axis=0) if len(dofs) else np.zeros(bs)
+        return self.comm.allreduce(local, op=MPI.SUM) * FORCE_SI[self.tdim]
+
+    # ------------------------------------------------------------------
+    def cell_stress(self, undegraded: bool = False) -> np.ndarray:
+        """Stress at the cell midpoints [MPa], array (ncells_local, 3, 3)."""
+        key = "_ev_s0" if undegraded else "_ev_s"
+        if not hasattr(self, key):
+            setattr(self, key, CellEvaluator(self._sigma0 if undegraded else self._sigma, self.domain.mesh, (3, 3)))
+        return getattr(self, key)()
+
+    def cell_psi_plus(self) -> np.ndarray:
+        """psi+ at the cell midpoints [MPa], array (ncells_local,)."""
+        if not hasattr(self, "_ev_psi"):
+            self._ev_psi = CellEvaluator(self._psi_p, self.domain.mesh)
+        return self._ev_psi()
+
+    def cell_plane_normal(self) -> np.ndarray:
+        """c-axis m per cell (ncells_local, 3)."""
+        if not hasattr(self, "_m_cells"):
+            self._m_cells = cell_expression_values(self.m3, self.domain.mesh, (3,))
+        return self._m_cells
+
+    def cell_metal_fraction(self) -> np.ndarray:
+        """h(xi) at the cell midpoints."""
+        if not hasattr(self, "_ev_h"):
+            self._ev_h = CellEvaluator(self.h, self.domain.mesh)
+        return self._ev_h()
+
+    DERIVED = (
+        ("hydrostatic_pressure", "p = -tr(sigma)/3 [Pa], compression positive"),
+        ("von_mises_stress", "sqrt(3/2 s:s) [Pa]"),
+        ("max_principal_stress", "largest principal stress (with sigma_zz) [Pa]"),
+        ("plane_normal_traction", "m.sigma.m on the grain's conduction plane [Pa]"),
+        ("plane_shear_traction", "|sigma m - (m.sigma.m) m| on the conduction plane [Pa]"),
+    )
+
+    def derived_functions(self) -> list[fem.Function]:
+        """DG0 output fields (all in Pa, SI), filled by :meth:`update_derived`:
+        hydrostatic_pressure, von_mises_stress, max_principal_stress,
+        plane_normal_traction, plane_shear_traction (degraded stress)."""
+        if self._derived is None:
+            Q = fem.functionspace(self.domain.mesh, ("DG", 0))
+            self._derived = [fem.Function(Q, name=n) for n, _ in self.DERIVED]
+            self.update_derived()
+        return self._derived
+
+    def update_derived(self) -> None:
+        if self._derived is None:
+            self.derived_functions()
+            return
+        sig = self.cell_stress()
+        m = self.cell_plane_normal()
+        tn, ts = plane_tractions(sig, m)
+        vals = [
+            -np.trace(sig, axis1=1, axis2=2) / 3.0,
+            von_mises(sig),
+            np.linalg.eigvalsh(sig)[:, -1],
+            tn,
+            ts,
+        ]
+        for f, v in zip(self._derived, vals):
+            Q = f.function_space
+            dofs = Q.dofmap.list[: len(v), 0]
+            f.x.array[dofs] = v * scales.STRESS
+            f.x.scatter_forward()
+
+    def max_pressure(self) -> float:
+        """Largest cell-midpoint hydrostatic pressure [Pa] (for scalars.csv)."""
+        sig = self.cell_stress()
+        nown = self.domain.mesh.topology.index_map(self.tdim).size_local
+        p = -np.trace(sig[:nown], axis1=1, axis2=2) / 3.0
+        local = p.max() if len(p) else -np.inf
+        return self.comm.allreduce(local, op=MPI.MAX) * scales.STRESS
+
+    # ------------------------------------------------------------------
+    def save_state(self) -> None:
+        self._saved = self.u.x.array.copy()
+
+    def restore_state(self) -> None:
+        if self._saved is not None:
+            self.u.x.array[:] = self._saved
+            self.u.x.scatter_forward()
+
+    def dofs(self) -> int:
+        return self.domain.num_dofs(self.V)
