@@ -292,6 +292,10 @@ class DamagedDomain(Section):
     threshold_ratio: Annotated[float, Field(ge=1.0)] = Field(
         10.0, description="threshold across / along the planes [-]"
     )
+    newton_rtol: Annotated[float, Field(gt=0, lt=1)] = Field(
+        1e-8, description="relative residual tolerance of the Newton loop (needed by the nonlinear splits)"
+    )
+    max_newton_iterations: int = Field(30, ge=1, description="Newton iterations per mechanics solve")
     modulus_factor: Annotated[float, Field(gt=0.0, le=1.0)] = Field(1e-4, description="E x this in damaged cells")
     orientation_cell_size: Length = Field(10e-6, description="size of the random orientation cells [m]")
     seed: int = 7
@@ -358,6 +362,12 @@ class MechanicalLoad(Section):
         if self.type != "none" and self.value is None:
             raise ValueError(f"mechanical load type '{self.type}' needs 'value'")
         return self
+    support: Literal["clamped", "roller"] = Field(
+        "clamped",
+        description="'clamped': u = 0 on 'fixed' (and all components prescribed on a displaced 'boundary'); "
+        "'roller': only the normal component on 'fixed' (plus one pinned point) and only the loaded "
+        "components on 'boundary'",
+    )
 
 
 class Loading(Section):
