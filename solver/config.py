@@ -126,6 +126,9 @@ class Orientation(Section):
         None, description="per-grain angles [rad] (mode 'given'); numbers are radians, '30 deg' works"
     )
     seed: int = Field(1, description="random seed of the orientation draw")
+    axes: Optional[list[tuple[float, float, float]]] = Field(
+        None, description="3D, mode 'given': per-grain c-axis vectors (normalised; sign-free)"
+    )
 
 
 class RefineBand(Section):
@@ -150,8 +153,8 @@ class MeshConfig(Section):
     seed: int = Field(0, description="random seed of the Voronoi seeds")
     seeds_file: Optional[str] = Field(None, description="text file of seed points x y [z] in m (overrides random)")
     lloyd_iterations: int = Field(0, ge=0, description="Lloyd relaxation steps")
-    min_edge: Optional[Length] = Field(
-        None, description="collapse grain-boundary edges shorter than this [m] (default h/2)"
+    min_edge: Optional[Annotated[float, _quantity("length"), Field(ge=0)]] = Field(
+        None, description="collapse grain-boundary edges shorter than this [m] (default h_fine/2; 0 disables)"
     )
     orientation: Orientation = Field(default_factory=Orientation)
     h: Length = Field(1e-6, description="element size inside grains [m]")
@@ -169,14 +172,14 @@ class MeshConfig(Section):
     def _consistent(self):
         if self.kind == "file" and not self.file:
             raise ValueError("kind 'file' needs 'file': the path of a mesh.msh")
-        if self.kind == "voronoi" and self.grains is None and self.grain_size is None:
-            raise ValueError("kind 'voronoi' needs 'grains' or 'grain_size'")
+        if self.kind == "voronoi" and self.grains is None and self.grain_size is None and not self.seeds_file:
+            raise ValueError("kind 'voronoi' needs 'grains', 'grain_size' or 'seeds_file'")
         if self.grains is not None and self.grain_size is not None:
             raise ValueError("give 'grains' or 'grain_size', not both")
         if self.h_fine is not None and self.h_fine > self.h:
             raise ValueError(f"h_fine = {self.h_fine:g} m is larger than h = {self.h:g} m; expected h_fine <= h")
-        if self.orientation.mode == "given" and not self.orientation.angles:
-            raise ValueError("orientation.mode 'given' needs orientation.angles (one per grain)")
+        if self.orientation.mode == "given" and not (self.orientation.angles or (self.dim == 3 and self.orientation.axes)):
+            raise ValueError("orientation.mode 'given' needs orientation.angles (one per grain; 3D: orientation.axes)")
         return self
 
 

@@ -285,9 +285,19 @@ def picture(path: Path, render, info: dict) -> str:
     box = " x ".join(f"{b:g}" for b in info["box"])
     title = f"{info.get('name', '')} {info['kind']}: {n} grains, {box} um"
     if int(info["dim"]) == 2:
-        title += " (plating electrode y = 0 at the bottom; flaws in red)"
+        title += " (plating electrode y = 0 at the bottom; red: flaws)"
+    glyphs = None
+    if int(info["dim"]) == 2 and info.get("grains"):
+        # a short white segment along the conduction planes at each grain centroid
+        seg = []
+        for gr in info["grains"]:
+            c, th = np.asarray(gr["centroid"], float), float(gr["angle"])
+            half = 0.3 * np.sqrt(abs(gr["area"])) * np.array([np.cos(th), np.sin(th)])
+            seg.append([[*(c - half), 0.0], [*(c + half), 0.0]])
+        glyphs = np.asarray(seg)
+        title = title[:-1] + "; white: conduction planes)"
     return orientation_picture(path, coords, cells, val, grain, title.strip(), name, clim, cmap,
-                               dim=int(info["dim"]), extra_lines=flaw_lines)
+                               dim=int(info["dim"]), extra_lines=flaw_lines, glyphs=glyphs)
 
 
 def mesh_command(cfg, outdir: Path | None = None, comm: MPI.Comm = MPI.COMM_WORLD) -> int:

@@ -102,10 +102,11 @@ def interface_edges(cells: np.ndarray, label: np.ndarray) -> np.ndarray:
 def orientation_picture(path: Path, points: np.ndarray, cells: np.ndarray, value: np.ndarray,
                         label: np.ndarray, title: str, value_name: str = "theta [deg]",
                         clim=(0.0, 180.0), cmap: str = "twilight", dim: int = 2,
-                        window=None, extra_lines=None) -> str:
+                        window=None, extra_lines=None, glyphs=None) -> str:
     """PNG of triangles coloured by ``value`` per triangle (orientation)
     with the edges between different ``label`` (grains) drawn in black and
-    ``extra_lines`` (k, 2, 3) (flaw outlines) in red.
+    ``extra_lines`` (k, 2, 3) (flaw outlines) in red and ``glyphs`` (k, 2, 3)
+    (short segments along each grain's conduction planes) in white.
     2D: seen from +z; 3D (boundary triangles): isometric view.
     Returns the backend used ('pyvista' or 'matplotlib')."""
     path = Path(path)
@@ -123,16 +124,16 @@ def orientation_picture(path: Path, points: np.ndarray, cells: np.ndarray, value
         if ok:
             try:
                 _pyvista_picture(path, points, cells, value, edges, title, value_name, clim, cmap, dim, window,
-                                 extra_lines)
+                                 extra_lines, glyphs)
                 return "pyvista"
             except Exception:  # pragma: no cover - fall back below
                 pass
-    _mpl_picture(path, points, cells, value, edges, title, value_name, clim, cmap, window, extra_lines)
+    _mpl_picture(path, points, cells, value, edges, title, value_name, clim, cmap, window, extra_lines, glyphs)
     return "matplotlib"
 
 
 def _pyvista_picture(path, points, cells, value, edges, title, value_name, clim, cmap, dim, window,
-                                 extra_lines):
+                                 extra_lines, glyphs):
     import pyvista as pv
 
     pv.OFF_SCREEN = True
@@ -148,10 +149,12 @@ def _pyvista_picture(path, points, cells, value, edges, title, value_name, clim,
                                  "position_x": 0.86, "position_y": 0.15, "height": 0.7, "width": 0.05})
     if lines is not None:
         pl.add_mesh(lines, color="black", line_width=2)
-    if extra_lines is not None:
-        seg = np.asarray(extra_lines, dtype=float).reshape(-1, 3)
+    for segs, colour, width in ((extra_lines, "red", 3), (glyphs, "white", 2)):
+        if segs is None or len(segs) == 0:
+            continue
+        seg = np.asarray(segs, dtype=float).reshape(-1, 3)
         conn = np.hstack([np.full((len(seg) // 2, 1), 2), np.arange(len(seg)).reshape(-1, 2)]).ravel()
-        pl.add_mesh(pv.PolyData(seg, lines=conn), color="red", line_width=3)
+        pl.add_mesh(pv.PolyData(seg, lines=conn), color=colour, line_width=width)
     pl.add_text(title, font_size=10, color="black")
     if dim == 2:
         pl.view_xy()
@@ -176,7 +179,7 @@ def _pyvista_picture(path, points, cells, value, edges, title, value_name, clim,
     pl.close()
 
 
-def _mpl_picture(path, points, cells, value, edges, title, value_name, clim, cmap, window, extra_lines):
+def _mpl_picture(path, points, cells, value, edges, title, value_name, clim, cmap, window, extra_lines, glyphs):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,6 +194,8 @@ def _mpl_picture(path, points, cells, value, edges, title, value_name, clim, cma
         ax.add_collection(LineCollection(points[edges][:, :, :2], colors="k", linewidths=0.8))
     if extra_lines is not None:
         ax.add_collection(LineCollection(np.asarray(extra_lines)[:, :, :2], colors="r", linewidths=1.2))
+    if glyphs is not None and len(glyphs):
+        ax.add_collection(LineCollection(np.asarray(glyphs)[:, :, :2], colors="w", linewidths=1.0))
     fig.colorbar(pc, ax=ax, label=value_name)
     ax.set_aspect("equal")
     ax.set_xlabel("x [um]")
