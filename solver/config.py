@@ -220,7 +220,11 @@ class Sodium(Section):
     conductivity_ratio: Annotated[float, Field(gt=1.0)] = Field(
         1.0e3, description="sigma_Na / sigma_SE,parallel (capped for conditioning) [-]"
     )
-    diffusivity_ratio: Annotated[float, Field(gt=0.0)] = Field(1.0, description="D_Na / D_SE,parallel [-]")
+    diffusivity_ratio: Optional[Annotated[float, Field(gt=0.0)]] = Field(
+        None,
+        description="D_Na / D_SE,parallel [-]; default conductivity_ratio (Nernst-Einstein consistent: "
+        "then c~ stays uniform wherever D/sigma is uniform)",
+    )
 
 
 class Materials(Section):
@@ -271,6 +275,9 @@ class Electrochemistry(Section):
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
     anisotropy_strength: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="delta_a [-]")
     anisotropy_mode: int = Field(4, ge=1, description="omega, fold of the interface anisotropy [-]")
+    concentration_ratio: Annotated[float, Field(gt=0.0)] = Field(
+        1.0, description="c~ = c/c0 initially and at the counter electrode (Na+ reservoir) [-]"
+    )
     initial_na: list[InitialNa] = Field(default_factory=list)
 
 

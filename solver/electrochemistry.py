@@ -1,0 +1,659 @@
+"""Na-metal phase field with stress-coupled Butler-Volmer kinetics (MODEL.md section 2).
+
+Unknowns (one P1 vector function with three components, solved together by
+Newton, backward Euler):
+
+    xi   Na metal phase (1 metal, 0 electrolyte)
+    c~   Na+ concentration c / c0
+    psi  electrolyte potential phi in units of the thermal voltage V_T = RT/F
+
+Equations (strong form, SI; f = nF/RT):
+
+    d xi/dt = -L_sigma [ W g0'(xi) - kappa lap xi ]
+              - L_eta h'(xi) [ exp((1-alpha) f eta_eff) - c~ exp(-alpha f eta_eff) ] chi(d, xi)
+    d c~/dt = div[ D_eff (grad c~ + c~ f grad phi) ] - (c_s / c0) d xi/dt
+    div( sigma_eff grad phi ) = n F c_s d xi/dt
+
+with g0(xi) = xi^2 (1 - xi)^2, h(xi) = xi^3 (6 xi^2 - 15 xi + 10), c_s = 1/Omega,
+W = 12 gamma/delta, kappa = 3 gamma delta/2, L_eta = i0 / (1.5 n F c_s delta).
+
+Sign conventions (documented choice)
+-----------------------------------
+* phi is the potential of the electrolyte (Na+ conductor). All Na metal is
+  electronically connected to the plating electrode (y = 0, facet tag 1), whose
+  electronic potential is the ground, Phi_metal = 0. The activation overpotential
+  at a point of the interface is the metal-minus-solution potential
+
+      eta_a = Phi_metal - phi - E0 = -phi - E0          (< 0 when plating)
+
+  (MODEL.md writes eta_a = phi - phi_ref - E0 with phi read as the electrode
+  potential relative to the local electrolyte; the two agree.) With stress
+  coupling eta_eff = eta_a + Omega p / (nF), p in Pa, compression positive.
+* The counter electrode (y = H, tag 2) is an ideal, non-polarisable Na
+  reservoir: phi = V (the cell voltage, counter minus plating electrode) and
+  c~ = ``electrochemistry.concentration_ratio`` there.
+* The plating electrode is blocking for ions (zero flux of phi and c~): Na+
+  only leaves the electrolyte by deposition, so the cell current equals the
+  deposition rate (Faraday). Inside the metal phi is the electrolyte potential
+  continued with the (capped) conductivity sigma_Na: nearly flat.
+* Current density i > 0 means plating at y = 0 (V > 0); i < 0 stripping.
+
+Internal units (MODEL.md section 6): length um, time s, potential V_T = RT/F,
+concentration c / c0, pressure MPa. The charge equation is divided by
+n F c_s, so every residual row is in um^2/s:
+
+    int D_sigma grad psi . grad w + (xi - xi_n)/dt w = 0,   D_sigma = sigma V_T / (n F c_s)
+
+Electrode control: potentiostatic V(t) (constant or schedule) or galvanostatic
+i(t): the cell voltage is an extra scalar unknown with the global constraint
+n F c_s int d xi/dt dx = i * L_electrode. It is solved by a *bordered Newton*
+(block elimination): per iteration one Jacobian, two solves with the same
+preconditioner (the Newton update a and the response b to a unit change of V),
+dV = -(G + g.a) / (g.b). Compared with an outer secant loop on V this costs
+~2 linear solves per Newton iteration instead of several full Newton solves,
+and keeps the counter electrode an equipotential (a Neumann flux would not).
+Because of the border, the Newton loop is written here with PETSc KSP instead
+of SNES.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+
+import numpy as np
+import ufl
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+
+from . import scales
+from .config import schedule_value
+from .domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
+from .initial_na import initial_xi
+from .linalg import SolveError, set_options
+
+XI, CONC, POT = 0, 1, 2
+_OPTIONS_SET: set[str] = set()
+_DEBUG = bool(__import__("os").environ.get("NACRACK_EC_DEBUG"))
+
+# Default linear solver of the coupled Jacobian (see benchmarks/electrochemistry_scaling.py).
+KSP_DEFAULTS = {
+    "ksp_type": "gmres",
+    "ksp_gmres_restart": 100,
+    "ksp_rtol": 1.0e-9,
+    "ksp_atol": 1.0e-30,
+    "ksp_max_it": 500,
+    "pc_type": "fieldsplit",
+    "pc_fieldsplit_type": "multiplicative",
+    "pc_fieldsplit_block_size": 3,
+    "pc_fieldsplit_0_fields": 0,
+    "pc_fieldsplit_1_fields": 1,
+    "pc_fieldsplit_2_fields": 2,
+    "fieldsplit_0_ksp_type": "preonly",
+    "fieldsplit_0_pc_type": "hypre",
+    "fieldsplit_1_ksp_type": "preonly",
+    "fieldsplit_1_pc_type": "hypre",
+    "fieldsplit_2_ksp_type": "preonly",
+    "fieldsplit_2_pc_type": "hypre",
+}
+
+
+# --------------------------------------------------------------------------
+# scalar helpers (SI), used by tests and to guess the galvanostatic voltage
+# --------------------------------------------------------------------------
+def bv_bracket(eta: float, alpha: float, f: float, c: float = 1.0) -> float:
+    """B = exp((1-alpha) f eta) - c exp(-alpha f eta) (eta in V, f = nF/RT)."""
+    return math.exp((1.0 - alpha) * f * eta) - c * math.exp(-alpha * f * eta)
+
+
+def bv_overpotential(i: float, i0: float, alpha: float, f: float, c: float = 1.0) -> float:
+    """eta [V] with -i0 B(eta) = i (i > 0 plating -> eta < 0), by bisection."""
+    lo, hi = -50.0 / f, 50.0 / f
+    g = lambda e: -i0 * bv_bracket(e, alpha, f, c) - i  # noqa: E731  decreasing in e
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if g(mid) > 0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def h_interp(xi):
+    """h(xi) = xi^3 (6 xi^2 - 15 xi + 10)."""
+    return xi**3 * (6.0 * xi**2 - 15.0 * xi + 10.0)
+
+
+def h_prime(xi):
+    """h'(xi) = 30 xi^2 (1 - xi)^2."""
+    return 30.0 * xi**2 * (1.0 - xi) ** 2
+
+
+def g0_prime(xi):
+    """g0'(xi) for g0 = xi^2 (1 - xi)^2: 2 xi (1 - xi)(1 - 2 xi)."""
+    return 2.0 * xi * (1.0 - xi) * (1.0 - 2.0 * xi)
+
+
+def derived_parameters(cfg) -> dict:
+    """Physical (SI) and internal (um, s, V_T) coefficients of the model."""
+    from .preflight import interface_parameters
+
+    ec, mat = cfg.electrochemistry, cfg.materials
+    el, na = mat.electrolyte, mat.sodium
+    ip = interface_parameters(cfg)
+    n = ec.charge_number
+    V_T = scales.GAS_CONSTANT * mat.temperature / scales.FARADAY  # RT/F [V]
+    c_s = ip["metal_site_density_c_s_mol_m3"]
+    L2 = scales.LENGTH**2
+    W, kappa, L_eta = ip["barrier_height_W_J_m3"], ip["gradient_coefficient_kappa_J_m"], ip["kinetic_coefficient_L_eta_1_s"]
+    L_sigma = ec.interface_mobility
+    d_sigma = lambda s: s * V_T / (n * scales.FARADAY * c_s) / L2  # noqa: E731  [um^2/s]
+    return {
+        # SI
+        "W_J_m3": W,
+        "kappa_J_m": kappa,
+        "L_eta_1_s": L_eta,
+        "L_sigma_m3_J_s": L_sigma,
+        "c_s_mol_m3": c_s,
+        "thermal_voltage_V": V_T,
+        "f_1_V": n / V_T,
+        "planar_velocity_per_B_m_s": 1.5 * ec.interface_width * L_eta,
+        "stall_pressure_per_volt_Pa_V": n * scales.FARADAY / na.molar_volume,
+        # internal
+        "LsW": L_sigma * W * scales.TIME,  # 1/s
+        "Lskappa": L_sigma * kappa / L2,  # um^2/s
+        "L_eta": L_eta * scales.TIME,
+        "delta": scales.length(ec.interface_width),
+        "D_par": el.diffusivity_parallel / L2,
+        "D_perp": el.diffusivity_perpendicular / L2,
+        "D_Na": (na.diffusivity_ratio or na.conductivity_ratio) * el.diffusivity_parallel / L2,
+        "Ds_par": d_sigma(el.conductivity_parallel),
+        "Ds_perp": d_sigma(el.conductivity_perpendicular),
+        "Ds_Na": d_sigma(na.conductivity_ratio * el.conductivity_parallel),
+        "cs_over_c0": c_s / el.na_concentration,
+        "stress_per_MPa": na.molar_volume * scales.STRESS / (scales.GAS_CONSTANT * mat.temperature),
+        "E0": ec.equilibrium_potential / V_T,
+        "n": n,
+        "alpha": ec.transfer_coefficient,
+    }
+
+
+# --------------------------------------------------------------------------
+class ElectrochemistryProblem:
+    """(xi, c~, phi) at one time step by Newton; see the module docstring.
+
+    Parameters
+    ----------
+    domain : Domain (mesh in um)
+    cfg : Config
+    pressure : scalar fem.Function (P1 or DG0) in MPa, compression positive,
+        owned and updated by the caller (mechanics); None -> 0.
+    d : scalar fem.Function, damage in [0, 1] (caller-owned); None -> 0.
+
+    Step protocol: ``solve(t, dt)`` integrates from the *committed* state at
+    time t to t + dt and leaves the result pending. Calling ``solve`` again
+    with the same t re-solves the step (stagger iterations; the pending
+    result is the initial guess). The pending result is committed by
+    ``commit()`` or automatically when ``solve`` is called with
+    t = t_committed + dt_pending (the next step). ``save_state`` /
+    ``restore_state`` snapshot everything (committed and pending).
+    """
+
+    def __init__(self, domain: Domain, cfg, pressure: fem.Function | None = None, d: fem.Function | None = None):
+        ec = cfg.electrochemistry
+        if ec.anisotropy_strength > 0.0:
+            raise NotImplementedError("electrochemistry.anisotropy_strength > 0 (anisotropic interface energy) "
+                                      "is not implemented; use 0")
+        self.domain, self.cfg = domain, cfg
+        msh = domain.mesh
+        self.comm = msh.comm
+        self.tdim = msh.topology.dim
+        self.p = derived_parameters(cfg)
+        P = self.p
+        self.electrical = cfg.loading.electrical
+        if self.electrical.control == "none":
+            raise ValueError("electrochemistry phase field needs loading.electrical.control "
+                             "'potentiostatic' or 'galvanostatic'")
+        self.galvanostatic = self.electrical.control == "galvanostatic"
+        self.c_b = ec.concentration_ratio
+
+        self.W = fem.functionspace(msh, ("Lagrange", 1, (3,)))
+        self.V1, self._map = [], []
+        for i in range(3):
+            Vi, mi = self.W.sub(i).collapse()
+            self.V1.append(Vi)
+            self._map.append(np.asarray(mi))
+        self.u = fem.Function(self.W, name="electrochemistry")
+        self.u_n = fem.Function(self.W, name="electrochemistry_old")
+        self.dt = fem.Constant(msh, PETSc.ScalarType(1.0))
+        self.voltage = fem.Constant(msh, PETSc.ScalarType(0.0))  # scaled by V_T
+        zero = fem.Constant(msh, PETSc.ScalarType(0.0))
+        self.pressure = pressure if pressure is not None else zero
+        self.damage = d if d is not None else zero
+
+        # ---------------- weak form ----------------
+        xi, c, psi = self.u[XI], self.u[CONC], self.u[POT]
+        xi_n, c_n = self.u_n[XI], self.u_n[CONC]
+        v = ufl.TestFunction(self.W)
+        vx, vc, vp = v[XI], v[CONC], v[POT]
+        dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 4})
+        self.dx = dx
+        xic = ufl.max_value(ufl.min_value(xi, 1.0), 0.0)
+        h = h_interp(xic)
+        dmg = ufl.max_value(ufl.min_value(self.damage, 1.0), 0.0)
+        k_d = 1.0 + (ec.crack_enhancement - 1.0) * dmg**2
+        eye = ufl.Identity(self.tdim)
+        D_se = k_d * domain.anisotropic(P["D_par"], P["D_perp"])
+        S_se = k_d * domain.anisotropic(P["Ds_par"], P["Ds_perp"])
+        self.D_eff = h * P["D_Na"] * eye + (1.0 - h) * D_se
+        self.S_eff = h * P["Ds_Na"] * eye + (1.0 - h) * S_se
+        n, alpha = P["n"], P["alpha"]
+        f_eta = -n * (psi + P["E0"])  # f eta_a (dimensionless)
+        if ec.stress_coupling:
+            f_eta = f_eta + P["stress_per_MPa"] * self.pressure
+        self.f_eta_eff = f_eta
+        B = ufl.exp((1.0 - alpha) * f_eta) - c * ufl.exp(-alpha * f_eta)
+        if ec.deposition_restriction == "damage":
+            chi = dmg
+        elif ec.deposition_restriction == "metal":
+            chi = ufl.max_value(dmg, xic)
+        else:
+            chi = 1.0
+        rate = (xi - xi_n) / self.dt
+        F_xi = (rate * vx + P["LsW"] * g0_prime(xi) * vx + P["Lskappa"] * ufl.inner(ufl.grad(xi), ufl.grad(vx))
+                + P["L_eta"] * h_prime(xi) * B * chi * vx) * dx
+        F_c = ((c - c_n) / self.dt * vc + ufl.inner(self.D_eff * (ufl.grad(c) + n * c * ufl.grad(psi)), ufl.grad(vc))
+               + P["cs_over_c0"] * rate * vc) * dx
+        F_p = (ufl.inner(self.S_eff * ufl.grad(psi), ufl.grad(vp)) + rate * vp) * dx
+        F = F_xi + F_c + F_p
+        self.F_form = fem.form(F)
+        self.J_form = fem.form(ufl.derivative(F, self.u, ufl.TrialFunction(self.W)))
+        # global quantities (internal units)
+        self._rate_form = fem.form(rate * dx)  # um^2/s
+        self._area_form = fem.form(xi * dx)  # um^2
+        self._g_form = fem.form(vx / self.dt * dx)  # d/dU of int rate
+        _, ds, _ = domain.measures()
+        nrm = ufl.FacetNormal(msh)
+        self._flux_form = fem.form(ufl.dot(self.S_eff * ufl.grad(psi), nrm) * ds(COUNTER_ELECTRODE))
+        self.electrode_length = self.comm.allreduce(
+            fem.assemble_scalar(fem.form(fem.Constant(msh, PETSc.ScalarType(1.0)) * ds(PLATING_ELECTRODE))), op=MPI.SUM)
+        if self.electrode_length <= 0.0:
+            self.electrode_length = domain.width
+
+        # ---------------- boundary conditions ----------------
+        fdim = self.tdim - 1
+        top = domain.facet_tags.find(COUNTER_ELECTRODE)
+        self._dofs_c = fem.locate_dofs_topological(self.W.sub(CONC), fdim, top)
+        self._dofs_p = fem.locate_dofs_topological(self.W.sub(POT), fdim, top)
+        self.bcs = [fem.dirichletbc(self.voltage, self._dofs_p, self.W.sub(POT)),
+                    fem.dirichletbc(PETSc.ScalarType(self.c_b), self._dofs_c, self.W.sub(CONC))]
+        self._unit = fem.Constant(msh, PETSc.ScalarType(1.0))
+        self.bcs_unit = [fem.dirichletbc(self._unit, self._dofs_p, self.W.sub(POT)),
+                         fem.dirichletbc(PETSc.ScalarType(0.0), self._dofs_c, self.W.sub(CONC))]
+
+        # ---------------- linear algebra ----------------
+        self.A = fem_petsc.create_matrix(self.J_form)
+        self.b = fem_petsc.create_vector(self.F_form)
+        self.r = fem_petsc.create_vector(self.F_form)
+        self.gvec = fem_petsc.create_vector(self.F_form)
+        self.dx_vec = self.A.createVecRight()
+        self.sens = self.A.createVecRight()
+        self.prefix = "electrochemistry_"
+        overrides = cfg.solver.petsc.get("electrochemistry") if cfg.solver.petsc else None
+        opts = PETSc.Options()
+        for key in _OPTIONS_SET:  # options a previous instance set (other overrides)
+            if opts.hasName(key):
+                opts.delValue(key)
+        self.ksp_options = set_options(self.prefix, KSP_DEFAULTS, overrides)
+        _OPTIONS_SET.update(self.prefix + k.lstrip("-") for k in self.ksp_options)
+        self.ksp = PETSc.KSP().create(self.comm)
+        self.ksp.setOptionsPrefix(self.prefix)
+        self.ksp.setOperators(self.A)
+        self.ksp.setFromOptions()
+        self.rtol = cfg.solver.newton.rtol
+        self.max_it = cfg.solver.newton.max_iterations
+
+        # ---------------- state ----------------
+        self.xi = fem.Function(self.V1[XI], name="metal")
+        self._phi_out = fem.Function(self.V1[POT], name="potential")
+        self._c_out = fem.Function(self.V1[CONC], name="concentration")
+        xi0 = initial_xi(cfg, self.V1[XI].tabulate_dof_coordinates())
+        arr = self.u.x.array
+        arr[self._map[XI]] = xi0
+        arr[self._map[CONC]] = self.c_b
+        V0 = self._target_voltage(0.0) if not self.galvanostatic else self._guess_voltage(0.0)
+        self.voltage.value = V0
+        arr[self._map[POT]] = V0
+        self.u.x.scatter_forward()
+        self.u_n.x.array[:] = self.u.x.array
+        self._update_xi()
+        self.area0 = self._area()
+        self.t_committed = 0.0
+        self.charge = 0.0  # committed cumulative charge per depth [C/m]
+        self._pending = False
+        self._pending_dt = 0.0
+        self._pending_current = 0.0  # A/m
+        self._V_committed = float(self.voltage.value)
+        self.last_current = 0.0  # A/m (last solve)
+        self.newton_iterations = 0
+        self.krylov_iterations = 0
+        self.wall = 0.0
+        self._saved = None
+
+    # ------------------------------------------------------------------
+    # electrode control
+    def _target_voltage(self, t: float) -> float:
+        """Potentiostatic cell voltage at t, scaled by V_T."""
+        return schedule_value(self.electrical.voltage, t) / self.p["thermal_voltage_V"]
+
+    def target_current_density(self, t: float) -> float:
+        """Galvanostatic current density at t [A/m^2] (positive = plating)."""
+        return schedule_value(self.electrical.current_density, t)
+
+    def _guess_voltage(self, t: float) -> float:
+        """Kinetic (BV) overpotential plus the ohmic drop of a uniform current."""
+        ec = self.cfg.electrochemistry
+        i = self.target_current_density(t)
+        f = self.p["f_1_V"]
+        eta = bv_overpotential(i, ec.exchange_current_density, ec.transfer_coefficient, f, self.c_b)
+        sig = self.cfg.materials.electrolyte.conductivity_parallel
+        return (-eta + i * scales.LENGTH * self.domain.height / sig) / self.p["thermal_voltage_V"]
+
+    # ------------------------------------------------------------------
+    def _update_xi(self):
+        self.xi.x.array[:] = self.u.x.array[self._map[XI]]
+
+    def _area(self) -> float:
+        return self.comm.allreduce(fem.assemble_scalar(self._area_form), op=MPI.SUM)
+
+    def _assemble_residual(self):
+        x = self.u.x.petsc_vec
+        with self.b.localForm() as loc:
+            loc.set(0.0)
+        fem_petsc.assemble_vector(self.b, self.F_form)
+        fem_petsc.apply_lifting(self.b, [self.J_form], bcs=[self.bcs], x0=[x], alpha=-1.0)
+        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(self.b, self.bcs, x, -1.0)
+        return self.b.norm()
+
+    def _assemble_jacobian(self):
+        self.A.zeroEntries()
+        fem_petsc.assemble_matrix(self.A, self.J_form, bcs=self.bcs)
+        self.A.assemble()
+
+    def _linear_solve(self, rhs, sol) -> int:
+        self.ksp.solve(rhs, sol)
+        its = self.ksp.getIterationNumber()
+        reason = self.ksp.getConvergedReason()
+        if reason < 0:
+            raise SolveError(f"electrochemistry linear solve diverged (KSP reason {reason}, {its} iterations)")
+        return its
+
+    def _voltage_sensitivity(self):
+        """b = dU/dV: J b = -J_fD e (free rows), b_D = e (unit cell voltage)."""
+        with self.r.localForm() as loc:
+            loc.set(0.0)
+        fem_petsc.apply_lifting(self.r, [self.J_form], bcs=[self.bcs_unit])
+        self.r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        fem_petsc.set_bc(self.r, self.bcs_unit)
+        return self._linear_solve(self.r, self.sens)
+
+    def _newton(self, t_new: float):
+        """Newton (bordered when galvanostatic). Returns (newton its, krylov its)."""
+        x = self.u.x.petsc_vec
+        I_target = 0.0
+        if self.galvanostatic:
+            # n F c_s int dxi/dt dx = i L  ->  int rate dx = i L / (n F c_s) [um^2/s]
+            i = self.target_current_density(t_new)
+            I_target = i * self.electrode_length * scales.LENGTH / (
+                self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**2
+            with self.gvec.localForm() as loc:
+                loc.set(0.0)
+            fem_petsc.assemble_vector(self.gvec, self._g_form)
+            self.gvec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        kits = 0
+        rnorm = r0 = self._assemble_residual()
+        if not np.isfinite(r0):
+            raise SolveError("electrochemistry Newton: residual is not finite")
+        if r0 == 0.0:
+            return 0, kits
+        for it in range(1, self.max_it + 1):
+            self._assemble_jacobian()
+            self.ksp.setOperators(self.A)
+            kits += self._linear_solve(self.b, self.dx_vec)
+            self.dx_vec.scale(-1.0)  # a = Newton update with V fixed
+            dV = 0.0
+            if self.galvanostatic:
+                kits += self._voltage_sensitivity()
+                G = self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM) - I_target
+                gb = self.gvec.dot(self.sens)
+                if gb == 0.0:
+                    raise SolveError("electrochemistry galvanostatic: no metal interface to carry the current")
+                dV = -(G + self.gvec.dot(self.dx_vec)) / gb
+                self.dx_vec.axpy(dV, self.sens)
+            step = self.dx_vec.norm(PETSc.NormType.NORM_INFINITY)
+            if not np.isfinite(step):
+                raise SolveError("electrochemistry Newton: update is not finite")
+            V0 = float(self.voltage.value)
+            scale = max(1.0, x.norm(PETSc.NormType.NORM_INFINITY))
+            if step <= self.rtol * scale and abs(dV) <= self.rtol * max(1.0, abs(V0)):
+                x.axpy(1.0, self.dx_vec)  # converged: the update is below the relative tolerance
+                self.u.x.scatter_forward()
+                self.voltage.value = V0 + dV
+                return it, kits
+            # backtracking on the residual norm (full step first)
+            lam, done = 1.0, 0.0
+            for _ in range(6):
+                x.axpy(lam - done, self.dx_vec)
+                done = lam
+                self.u.x.scatter_forward()
+                self.voltage.value = V0 + lam * dV
+                r_new = self._assemble_residual()
+                if np.isfinite(r_new) and (r_new <= rnorm or rnorm <= self.rtol * r0):
+                    break
+                lam *= 0.5
+            rnorm = r_new
+            if not np.isfinite(rnorm):
+                raise SolveError("electrochemistry Newton: residual is not finite")
+            if _DEBUG and self.comm.rank == 0:
+                print(f"  newton {it}: |du| {step:.3e} lambda {done:g} |F| {rnorm:.3e} dV {dV:.3e} "
+                      f"V {float(self.voltage.value):.4f}")
+            if rnorm <= self.rtol * r0:
+                return it, kits
+        raise SolveError(f"electrochemistry Newton did not converge in {self.max_it} iterations "
+                         f"(residual {rnorm:.3e}, first {r0:.3e})")
+
+    # ------------------------------------------------------------------
+    def commit(self):
+        """Accept the pending step as the state at t + dt."""
+        if not self._pending:
+            return
+        self.u_n.x.array[:] = self.u.x.array
+        self.t_committed += self._pending_dt
+        self.charge += self._pending_current * self._pending_dt
+        self._V_committed = float(self.voltage.value)
+        self._pending = False
+
+    def solve(self, t: float, dt: float):
+        """Advance from the committed state at t [s] to t + dt [s].
+
+        Returns (newton_iterations, krylov_iterations); raises SolveError (the
+        state is then reset to the committed state; the caller cuts dt)."""
+        tol = 1e-12 * max(1.0, abs(t))
+        if self._pending and abs(t - (self.t_committed + self._pending_dt)) <= tol + 1e-9 * self._pending_dt:
+            self.commit()
+        if abs(t - self.t_committed) > tol + 1e-9 * dt:
+            if self._pending:
+                raise RuntimeError(f"electrochemistry.solve(t={t}): the committed state is at "
+                                   f"t={self.t_committed} with a pending step of {self._pending_dt} s")
+            self.t_committed = t  # start (or restart) the clock here
+        if not self._pending:
+            self.u.x.array[:] = self.u_n.x.array  # initial guess: committed state
+            self.voltage.value = self._V_committed
+        self.dt.value = dt
+        t_new = t + dt
+        if not self.galvanostatic:
+            self.voltage.value = self._target_voltage(t_new)
+        t0 = _time.perf_counter()
+        try:
+            its, kits = self._newton(t_new)
+        except SolveError:
+            self.u.x.array[:] = self.u_n.x.array
+            self.voltage.value = self._V_committed
+            self._pending = False
+            self._update_xi()
+            raise
+        finally:
+            self.wall += _time.perf_counter() - t0
+        self._update_xi()
+        rate = self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM)  # um^2/s
+        self.last_current = self._to_current(rate)
+        self._pending = True
+        self._pending_dt = dt
+        self._pending_current = self.last_current
+        self.newton_iterations, self.krylov_iterations = its, kits
+        return its, kits
+
+    def _to_current(self, rate_um2_s: float) -> float:
+        """n F c_s * (um^2/s) -> A/m (current per depth)."""
+        return self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"] * rate_um2_s * scales.LENGTH**2
+
+    # ------------------------------------------------------------------
+    def save_state(self):
+        self._saved = dict(u=self.u.x.array.copy(), u_n=self.u_n.x.array.copy(), V=float(self.voltage.value),
+                           Vc=self._V_committed, t=self.t_committed, q=self.charge, pending=self._pending,
+                           pdt=self._pending_dt, pI=self._pending_current, last=self.last_current)
+
+    def restore_state(self):
+        s = self._saved
+        if s is None:
+            raise RuntimeError("restore_state() without save_state()")
+        self.u.x.array[:] = s["u"]
+        self.u_n.x.array[:] = s["u_n"]
+        self.voltage.value = s["V"]
+        self._V_committed, self.t_committed, self.charge = s["Vc"], s["t"], s["q"]
+        self._pending, self._pending_dt, self._pending_current = s["pending"], s["pdt"], s["pI"]
+        self.last_current = s["last"]
+        self._update_xi()
+
+    # ------------------------------------------------------------------
+    def xi_function(self) -> fem.Function:
+        """P1 scalar Function 'metal' = xi, kept up to date in place by solve()
+        and restore_state(); the caller needs no update call."""
+        return self.xi
+
+    def output_functions(self) -> list[fem.Function]:
+        """[potential phi (V), concentration c (mol/m^3), metal xi (-)] for XDMF."""
+        a = self.u.x.array
+        self._phi_out.x.array[:] = a[self._map[POT]] * self.p["thermal_voltage_V"]
+        self._c_out.x.array[:] = a[self._map[CONC]] * self.cfg.materials.electrolyte.na_concentration
+        self._update_xi()
+        return [self._phi_out, self._c_out, self.xi]
+
+    def cell_voltage(self) -> float:
+        """Counter minus plating electrode potential [V]."""
+        return float(self.voltage.value) * self.p["thermal_voltage_V"]
+
+    def current_per_depth(self) -> float:
+        """Cell current of the last solve per depth [A/m] = n F c_s int dxi/dt dx
+        (the variationally consistent counter-electrode current)."""
+        return self.last_current
+
+    def boundary_current_per_depth(self) -> float:
+        """Counter-electrode current from the potential gradient,
+        int_{y=H} sigma grad phi . n ds [A/m] (an independent, O(h) check)."""
+        flux = self.comm.allreduce(fem.assemble_scalar(self._flux_form), op=MPI.SUM)
+        return self._to_current(flux)
+
+    def charge_per_depth(self) -> float:
+        """Cumulative charge passed including the pending step [C/m]."""
+        return self.charge + (self._pending_current * self._pending_dt if self._pending else 0.0)
+
+    def metal_area(self) -> float:
+        """int xi dx [m^2] (per metre of depth in 2D)."""
+        return self._area() * scales.LENGTH**self.tdim
+
+    def dendrite_tip(self):
+        """(y_tip, x_tip) [m]: the largest y where xi > 0.5 (linear interpolation
+        along cell edges); (0, nan) without metal."""
+        msh = self.domain.mesh
+        V = self.V1[XI]
+        ncell = msh.topology.index_map(self.tdim).size_local
+        cells = V.dofmap.list[:ncell]
+        gdm = msh.geometry.dofmap[:ncell]
+        X = msh.geometry.x[gdm]  # (ncell, nv, 3)
+        val = self.xi.x.array[cells]
+        best_y, best_x = -np.inf, np.nan
+        nv = cells.shape[1]
+        ys, xs = [], []
+        inside = val >= 0.5
+        if inside.any():
+            ys.append(X[..., 1][inside])
+            xs.append(X[..., 0][inside])
+        for i in range(nv):
+            for j in range(i + 1, nv):
+                a, b = val[:, i] - 0.5, val[:, j] - 0.5
+                cross = a * b < 0.0
+                if cross.any():
+                    s = a[cross] / (a[cross] - b[cross])
+                    ys.append(X[cross, i, 1] + s * (X[cross, j, 1] - X[cross, i, 1]))
+                    xs.append(X[cross, i, 0] + s * (X[cross, j, 0] - X[cross, i, 0]))
+        if ys:
+            ys, xs = np.concatenate(ys), np.concatenate(xs)
+            k = int(np.argmax(ys))
+            best_y, best_x = float(ys[k]), float(xs[k])
+        allv = self.comm.allgather((best_y, best_x))
+        by, bx = max(allv, key=lambda p: p[0])
+        if not np.isfinite(by):
+            return 0.0, float("nan")
+        return by * scales.LENGTH, bx * scales.LENGTH
+
+    def max_pressure(self) -> float:
+        """Largest pressure where xi > 0.5 [Pa] (0 without a pressure field or metal)."""
+        if not isinstance(self.pressure, fem.Function):
+            return 0.0
+        Vp = self.pressure.function_space
+        xi_p = fem.Function(Vp)
+        xi_p.interpolate(self.xi)
+        nloc = Vp.dofmap.index_map.size_local * Vp.dofmap.index_map_bs
+        sel = xi_p.x.array[:nloc] > 0.5
+        local = float(self.pressure.x.array[:nloc][sel].max()) if sel.any() else -np.inf
+        m = self.comm.allreduce(local, op=MPI.MAX)
+        return m * scales.STRESS if np.isfinite(m) else 0.0
+
+    def scalars(self, t: float) -> dict:
+        """Per-step quantities (SI; 2D: per metre of depth)."""
+        L_m = self.electrode_length * scales.LENGTH
+        tip, _ = self.dendrite_tip()
+        area = self.metal_area()
+        return {
+            "current_density_A_m2": self.last_current / L_m,
+            "cell_voltage_V": self.cell_voltage(),
+            "charge_C_m": self.charge_per_depth(),
+            "metal_area_m2": area,
+            "deposited_volume_m3_m": area - self.area0 * scales.LENGTH**self.tdim,
+            "dendrite_tip_m": tip,
+            "max_pressure_Pa": self.max_pressure(),
+        }
+
+    def is_short_circuit(self, distance_m: float = 0.0):
+        """(True, (x, y) [m]) when metal (xi > 0.5) reaches within distance_m of
+        the counter electrode y = H; else (False, None)."""
+        y, x = self.dendrite_tip()
+        H = self.domain.height * scales.LENGTH
+        if y >= H - max(distance_m, 0.0) - 1e-12 * H and y > 0.0:
+            return True, (x, y)
+        return False, None
+
+    def dofs(self) -> int:
+        return self.W.dofmap.index_map.size_global * self.W.dofmap.index_map_bs
+
+    def parameters(self) -> dict:
+        """Derived interface parameters in SI: W [J/m^3], kappa [J/m], L_eta [1/s], ..."""
+        return {k: v for k, v in self.p.items() if k.endswith(("_m3", "_J_m", "_1_s", "_J_s", "_V", "_m_s", "_Pa_V"))}
+
+
+__all__ = ["ElectrochemistryProblem", "derived_parameters", "bv_bracket", "bv_overpotential"]

@@ -1,0 +1,340 @@
+"""Electrochemistry phase field (MODEL.md section 2) against VERIFICATION.md E1-E5.
+
+Meshes are structured rectangles (solver.domain.rectangle_domain); lengths in
+the configs are SI, the mesh is in um. Interface width delta = 1 um
+throughout; "strip" = a 1D-like column 0.25 um wide (2 cells) with
+h = delta/8 along y.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.mpi
+
+F = 96485.33212
+R = 8.314462618
+
+
+def _cfg(raw):
+    from solver.config import validate
+
+    return validate(raw)
+
+
+def _problem(raw, comm, pressure=False):
+    from dolfinx import fem
+
+    from solver.domain import rectangle_domain
+    from solver.electrochemistry import ElectrochemistryProblem
+
+    cfg = _cfg(raw)
+    dom = rectangle_domain(cfg, comm)
+    p = None
+    if pressure:
+        V1 = fem.functionspace(dom.mesh, ("Lagrange", 1))
+        p = fem.Function(V1, name="pressure")
+    return ElectrochemistryProblem(dom, cfg, pressure=p), p
+
+
+def _strip(height_um=8.0, cells=64, layer_um=2.0, iso_sigma=None, angle_deg=None, electrical=None, extra=None):
+    """A 0.25 um wide column, Na layer on the plating electrode."""
+    raw = {
+        "mesh": {"width": "0.25 um", "height": f"{height_um} um", "structured": cells},
+        "electrochemistry": {"initial_na": [{"type": "layer", "thickness": f"{layer_um} um"}]},
+        "loading": {"electrical": electrical or {"control": "potentiostatic", "voltage": 0.1}},
+    }
+    if iso_sigma is not None:  # fast, isotropic, Nernst-Einstein consistent transport
+        D = iso_sigma * 3e-11
+        raw["materials"] = {"electrolyte": {"conductivity_parallel": iso_sigma, "conductivity_perpendicular": iso_sigma,
+                                            "diffusivity_parallel": D, "diffusivity_perpendicular": D}}
+    if angle_deg is not None:
+        raw["mesh"]["grains"] = 1
+        raw["mesh"]["orientation"] = {"mode": "given", "angles": [f"{angle_deg} deg"]}
+    for k, v in (extra or {}).items():
+        raw.setdefault(k, {}).update(v)
+    return raw
+
+
+def _run(ec, t_end, dt, hook=None):
+    """Backward-Euler steps; returns rows (t, metal area um^2 per um... SI)."""
+    rows, t = [], 0.0
+    while t < t_end - 1e-12:
+        ec.solve(t, dt)
+        t += dt
+        if hook is not None:
+            hook(ec, t, dt)
+        s = ec.scalars(t)
+        rows.append((t, s["metal_area_m2"], s["charge_C_m"], s["current_density_A_m2"],
+                     s["cell_voltage_V"], s["dendrite_tip_m"], ec.boundary_current_per_depth()))
+    return np.array(rows)
+
+
+# --------------------------------------------------------------------------
+def test_initial_na_profile():
+    """xi0 = (1 - tanh(2 s/delta))/2: 1/2 on the shape boundary, the
+    equilibrium profile of W g0 + kappa |grad xi|^2/2; flaw capsules."""
+    from solver.initial_na import initial_xi
+
+    delta = 1.0
+    raw = {"mesh": {"flaws": [{"type": "notch", "center": ["5 um", 0.0], "length": "3 um", "width": "1 um",
+                               "filled_with_na": True}]},
+           "electrochemistry": {"interface_width": "1 um", "initial_na": [
+               {"type": "layer", "thickness": "1 um"},
+               {"type": "circle", "center": ["8 um", "4 um"], "radius": "1 um"},
+               {"type": "ellipse", "center": ["2 um", "6 um"], "radius": "2 um", "radius_b": "0.5 um", "angle": 0.0},
+               {"type": "flaws"}]}}
+    cfg = _cfg(raw)
+    pts = np.array([[3.0, 1.0], [8.0, 5.0], [4.0, 6.0], [2.0, 6.5], [5.0, 3.0], [5.5, 2.0], [3.0, 1.0 + delta / 2]])
+    xi = initial_xi(cfg, pts)
+    assert np.allclose(xi[:6], 0.5, atol=1e-12)
+    assert xi[6] == pytest.approx(0.5 * (1 - math.tanh(1.0)), abs=1e-12)  # s = delta/2 above the layer
+    # on the notch axis, half a width (delta/2) inside its side: s = -delta/2
+    assert initial_xi(cfg, np.array([[5.0, 2.0]]))[0] == pytest.approx(0.5 * (1 + math.tanh(1.0)), abs=1e-12)
+
+
+def test_derived_parameters_si():
+    """W = 12 gamma/delta, kappa = 3 gamma delta/2, L_eta = i0/(1.5 n F c_s delta),
+    stall pressure nF|eta|/Omega: 100 mV -> 407 MPa (Liu 2020)."""
+    from solver.electrochemistry import derived_parameters
+
+    p = derived_parameters(_cfg({}))
+    assert p["W_J_m3"] == pytest.approx(12 * 0.2 / 1e-6)
+    assert p["kappa_J_m"] == pytest.approx(1.5 * 0.2 * 1e-6)
+    cs = 1 / 23.7e-6
+    assert p["L_eta_1_s"] == pytest.approx(26.0 / (1.5 * F * cs * 1e-6))
+    assert 0.1 * p["stall_pressure_per_volt_Pa_V"] == pytest.approx(407e6, rel=2e-3)
+    # i = n F c_s v = i0 |B|: the velocity prefactor times n F c_s is i0
+    assert p["planar_velocity_per_B_m_s"] * F * cs == pytest.approx(26.0)
+
+
+@pytest.mark.parametrize("eta", [0.05, 0.10, 0.15])
+def test_E1_planar_velocity(comm, eta):
+    """E1: a planar front at uniform eta moves at v = 1.5 delta L_eta |B(eta)|.
+    sigma = 100 S/m makes the ohmic drop < 0.1 mV; h = delta/8, dt = 0.5 s
+    (front moves <= 0.06 delta per step). The slope of the metal area over the
+    second half of the run (after the profile settles) within 3%."""
+    from solver.electrochemistry import bv_bracket
+
+    ec, _ = _problem(_strip(iso_sigma=100.0, electrical={"control": "potentiostatic", "voltage": eta}), comm)
+    rows = _run(ec, 20.0, 0.5)
+    half = len(rows) // 2
+    v = np.polyfit(rows[half:, 0], rows[half:, 1], 1)[0] / 0.25e-6
+    P = ec.parameters()
+    v_th = P["planar_velocity_per_B_m_s"] * abs(bv_bracket(-eta, 0.5, P["f_1_V"]))
+    assert v == pytest.approx(v_th, rel=0.03)
+    # the current is the Butler-Volmer current i0 |B|
+    assert rows[-1, 3] == pytest.approx(26.0 * abs(bv_bracket(-eta, 0.5, P["f_1_V"])), rel=0.03)
+
+
+@pytest.mark.parametrize("control", ["galvanostatic", "potentiostatic"])
+def test_E2_faraday(comm, control):
+    """E2: Omega q / (nF) = deposited volume (area x depth in 2D) over a run
+    with a nucleus on a layer (planes along x, so the boundary-gradient flux
+    is exact for the linear far field). Three measures: (a) the consistent
+    current (1e-8, discrete conservation), (b) the current from grad phi at
+    the counter electrode (an independent O(h) measure, 1%), (c) galvanostatic:
+    q = i L t exactly."""
+    electrical = ({"control": "galvanostatic", "current_density": 30.0} if control == "galvanostatic"
+                  else {"control": "potentiostatic", "voltage": 0.12})
+    raw = {"mesh": {"width": "4 um", "height": "6 um", "structured": 24, "grains": 1,
+                    "orientation": {"mode": "given", "angles": [0.0]}},
+           "electrochemistry": {"initial_na": [{"type": "layer", "thickness": "1 um"},
+                                               {"type": "ellipse", "center": ["2 um", "1 um"], "radius": "1 um",
+                                                "radius_b": "2 um"}]},
+           "loading": {"electrical": electrical}}
+    ec, _ = _problem(raw, comm)
+    a0 = ec.metal_area()
+    dt = 0.5
+    rows = _run(ec, 10.0, dt)
+    Omega = 23.7e-6
+    deposited = rows[-1, 1] - a0
+    q = rows[-1, 2]
+    assert abs(deposited) > 1e-13  # a few % of the metal: the check is not empty
+    assert Omega * q / F == pytest.approx(deposited, rel=1e-8)
+    q_bnd = np.sum(rows[:, 6]) * dt
+    assert Omega * q_bnd / F == pytest.approx(deposited, rel=0.01)
+    assert ec.scalars(10.0)["deposited_volume_m3_m"] == pytest.approx(deposited, rel=1e-10)
+    if control == "galvanostatic":
+        assert q == pytest.approx(30.0 * 4e-6 * 10.0, rel=1e-8)
+
+
+def test_E3_nernst_equilibrium(comm):
+    """E3: with c~ = 0.5 (reservoir and initial) no current flows when
+    eta_a = (RT/nF) ln c~, i.e. V = -(RT/F) ln 0.5; 5 mV above plates, 5 mV
+    below strips. |i| < 1% of the current i0 |B(eta, c~=1)| at that eta."""
+    from solver.electrochemistry import bv_bracket
+
+    T = 298.0
+    Vt = R * T / F
+    eta_eq = Vt * math.log(0.5)
+    i_ref = 26.0 * abs(bv_bracket(eta_eq, 0.5, 1 / Vt))
+    currents = []
+    for dv in (0.0, 0.005, -0.005):
+        raw = _strip(height_um=6.0, cells=48, iso_sigma=100.0,
+                     electrical={"control": "potentiostatic", "voltage": -eta_eq + dv},
+                     extra={"electrochemistry": {"concentration_ratio": 0.5}})
+        ec, _ = _problem(raw, comm)
+        rows = _run(ec, 4.0, 1.0)
+        currents.append(rows[-1, 3])
+    assert abs(currents[0]) < 0.01 * i_ref
+    assert currents[1] > 0.05 * i_ref and currents[2] < -0.05 * i_ref
+
+
+def _plateau(comm, eps_v, voltage, K=6.3e3, t_end=400.0):
+    """Confined planar deposit; the host is emulated by the pressure law
+    p = K eps_v (A - A0) / A (new Na needs (1 + eps_v) x the room it fills; the
+    rigid host compresses the metal body), p in MPa, updated after each solve
+    and the step re-solved once (a two-pass stagger). Returns (t, p) rows."""
+    raw = _strip(height_um=8.0, cells=64, layer_um=2.0, iso_sigma=100.0,
+                 electrical={"control": "potentiostatic", "voltage": voltage})
+    ec, p = _problem(raw, comm, pressure=True)
+    A0 = ec.metal_area()
+    out = []
+
+    def law():
+        A = ec.metal_area()
+        p.x.array[:] = K * eps_v * (A - A0) / A
+
+    t = 0.0
+    while t < t_end - 1e-9:
+        dt = 1.0 if t < 20.0 else 4.0  # front moves < 0.1 delta per step
+        for _ in range(2):
+            ec.solve(t, dt)
+            law()
+        t += dt
+        out.append((t, ec.max_pressure() / 1e6))
+    return np.array(out), ec
+
+
+def test_E4_stress_limited_plateau(comm):
+    """E4: at fixed overpotential the confined deposit stalls where
+    p = nF|eta|/Omega (100 mV -> 407 MPa; 60 mV -> 244 MPa) within 2%, the same
+    for eps_v = 0.2 and 0.4 (K eps_v above the stall pressure); with
+    K eps_v = 252 MPa < 407 MPa the deposit never stalls."""
+    Omega = 23.7e-6
+    for V, eps in ((0.1, 0.2), (0.1, 0.4), (0.06, 0.2)):
+        rows, ec = _plateau(comm, eps, V)
+        p_stall = F * V / Omega / 1e6
+        assert rows[-1, 1] == pytest.approx(p_stall, rel=0.02)
+        assert abs(rows[-1, 1] - rows[-4, 1]) < 0.005 * p_stall  # plateau reached
+        assert abs(ec.scalars(rows[-1, 0])["current_density_A_m2"]) < 0.02 * 26.0
+    rows, _ = _plateau(comm, 0.04, 0.1, t_end=60.0)
+    assert rows[-1, 1] < 0.65 * F * 0.1 / Omega / 1e6
+
+
+def _series_current(V, resistance, i0=26.0, T=298.0):
+    """1D cell: V = -eta(i) + i R (R in Ohm m^2) with i = -i0 B(eta)."""
+    from solver.electrochemistry import bv_overpotential
+
+    f = F / (R * T)
+    lo, hi = 0.0, i0 * 1e3
+    for _ in range(200):
+        i = 0.5 * (lo + hi)
+        if -bv_overpotential(i, i0, 0.5, f) + i * resistance > V:
+            hi = i
+        else:
+            lo = i
+    return 0.5 * (lo + hi)
+
+
+def _diffuse_resistance(y_front, H, sigma_y, sigma_na=1000.0, delta=1e-6):
+    """R = int_{y_front}^{H} dy / sigma_eff [Ohm m^2] across the equilibrium
+    profile xi = (1 - tanh(2 (y - y_front)/delta))/2, sigma_eff = h sigma_Na +
+    (1 - h) sigma_y: the diffuse metal tail conducts ahead of the front."""
+    y = np.linspace(y_front, H, 200001)
+    xi = 0.5 * (1 - np.tanh(2 * (y - y_front) / delta))
+    h = xi**3 * (6 * xi**2 - 15 * xi + 10)
+    g = 1.0 / (h * sigma_na + (1 - h) * sigma_y)
+    return float(np.sum(0.5 * (g[1:] + g[:-1]) * np.diff(y)))
+
+
+def test_E5_anisotropic_growth(comm):
+    """E5: one grain, planes along y (theta = 90 deg: transport to the front
+    with sigma_par = 1 S/m) vs across (theta = 0: sigma_perp = 0.01 S/m). At
+    V = 0.1 V the front velocities follow the 1D model V = |eta(i)| + i R,
+    i = i0 |B(eta)|, with R the electrolyte resistance ahead of the front
+    including the diffuse tail of the metal (sigma_Na = 1000 S/m reaches
+    sigma_perp where xi ~ 0.01, about 1.15 delta ahead: a 12% shorter
+    electrolyte across the planes). Each velocity within 3% (h = delta/8,
+    dt = 1 s), hence the ratio the parameters imply (about 3) within 5%."""
+    v, v_th = {}, {}
+    for ang in (90.0, 0.0):
+        raw = _strip(height_um=12.0, cells=96, angle_deg=ang)
+        ec, _ = _problem(raw, comm)
+        rows = _run(ec, 12.0, 1.0)
+        slope = np.polyfit(rows[-6:, 0], rows[-6:, 1], 1)[0] / 0.25e-6
+        y_front = np.mean(rows[-6:, 5])
+        sig = 1.0 if ang == 90.0 else 0.01
+        i = _series_current(0.1, _diffuse_resistance(y_front, 12e-6, sig))
+        v[ang], v_th[ang] = slope, i * 23.7e-6 / F
+        assert v[ang] == pytest.approx(v_th[ang], rel=0.03)
+    ratio = v[90.0] / v[0.0]
+    assert ratio > 2.5
+    assert ratio == pytest.approx(v_th[90.0] / v_th[0.0], rel=0.05)
+
+
+def test_plating_then_stripping_returns_charge(comm):
+    """Galvanostatic +40 A/m^2 for 8 s then -40 A/m^2 for 8 s: the cell
+    voltage changes sign, the net charge is zero and the metal (area and
+    front position) returns to the start."""
+    sched = {"points": [[0.0, 40.0], [8.0, 40.0], [8.0 + 1e-9, -40.0]]}
+    raw = _strip(height_um=6.0, cells=48, electrical={"control": "galvanostatic", "current_density": sched})
+    ec, _ = _problem(raw, comm)
+    a0 = ec.metal_area()
+    y0, _ = ec.dendrite_tip()
+    rows = _run(ec, 16.0, 0.5)
+    plated = rows[15, 1] - a0
+    assert plated == pytest.approx(23.7e-6 * 40.0 * 0.25e-6 * 8.0 / F, rel=1e-8)
+    assert rows[15, 4] > 0 and rows[-1, 4] < 0
+    assert abs(rows[-1, 2]) < 1e-9 * abs(rows[15, 2])
+    assert abs(rows[-1, 1] - a0) < 1e-8 * plated
+    assert abs(rows[-1, 5] - y0) < 0.01e-6
+
+
+def test_serial_equals_parallel(comm):
+    """The same 2D problem on MPI.COMM_SELF and COMM_WORLD: scalars agree to
+    1e-7 relative after 5 steps (Krylov rtol 1e-9, Newton converged)."""
+    from mpi4py import MPI
+
+    raw = {"mesh": {"width": "6 um", "height": "6 um", "structured": 18, "grains": 3, "seed": 2,
+                    "orientation": {"mode": "random", "seed": 4}},
+           "electrochemistry": {"initial_na": [{"type": "layer", "thickness": "1 um"},
+                                               {"type": "circle", "center": ["3 um", "1.2 um"], "radius": "1.5 um"}]},
+           "loading": {"electrical": {"control": "galvanostatic", "current_density": 40.0}}}
+    res = []
+    for c in (MPI.COMM_SELF, comm):
+        ec, _ = _problem(raw, c)
+        t = 0.0
+        for _ in range(5):
+            ec.solve(t, 0.5)
+            t += 0.5
+        s = ec.scalars(t)
+        res.append(np.array([s["cell_voltage_V"], s["metal_area_m2"], s["dendrite_tip_m"], s["charge_C_m"]]))
+    assert np.allclose(res[0], res[1], rtol=1e-7, atol=0.0)
+
+
+def test_state_restore_and_short_circuit(comm):
+    """save/restore returns the exact state; a failed Newton raises SolveError
+    and leaves the committed state; short circuit when the metal touches y = H."""
+    from solver.linalg import SolveError
+
+    raw = _strip(height_um=4.0, cells=32, layer_um=3.6, iso_sigma=100.0)
+    ec, _ = _problem(raw, comm)
+    ec.save_state()
+    x0 = ec.xi_function().x.array.copy()
+    ec.solve(0.0, 0.1)
+    assert not np.array_equal(ec.xi_function().x.array, x0)
+    ec.restore_state()
+    assert np.array_equal(ec.xi_function().x.array, x0)
+    assert ec.is_short_circuit(0.5e-6)[0] and not ec.is_short_circuit(0.0)[0]
+    ec.max_it = 1
+    with pytest.raises(SolveError):
+        ec.solve(0.0, 0.1)
+    assert np.array_equal(ec.xi_function().x.array, x0)
+    names = [f.name for f in ec.output_functions()]
+    assert names == ["potential", "concentration", "metal"]
+    assert ec.output_functions()[0].x.array.max() == pytest.approx(0.1, rel=1e-9)
