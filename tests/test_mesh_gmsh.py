@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from meshes import flaws as flawlib
-from meshes.build import FACET_TAGS, gmsh_session
+from meshes.build import gmsh_session
 from meshes.generate import build, make_record
 from solver.config import ConfigError, load_config
 
