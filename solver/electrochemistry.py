@@ -53,7 +53,30 @@ dV = -(G + g.a) / (g.b). Compared with an outer secant loop on V this costs
 ~2 linear solves per Newton iteration instead of several full Newton solves,
 and keeps the counter electrode an equipotential (a Neumann flux would not).
 Because of the border, the Newton loop is written here with PETSc KSP instead
-of SNES.
+of SNES: full Newton step, then backtracking (halving, up to 1/32) on the
+residual norm; converged when the update is below rtol x max(1, |U|_inf) (U
+is dimensionless, O(1)) or the residual fell by rtol (cfg.solver.newton).
+
+Linear solver (prefix ``electrochemistry_``, overrides from
+``solver.petsc.electrochemistry``): GMRES + multiplicative fieldsplit over the
+three interleaved fields with BoomerAMG on each block; see
+benchmarks/electrochemistry_scaling.py (monolithic hypre/GAMG and ILU were
+tried; their iteration counts grow much faster under refinement).
+
+Known model properties (MODEL.md defaults), measured in the tests:
+* The capillary (Allen-Cahn) mobility L_sigma kappa = 0.75 um^2/s is ~100 x
+  the kinetic 1.5 delta L_eta = 6.4e-3 um/s per unit B: a nucleus of radius R
+  shrinks at ~0.75/R um/s unless driven hard.
+* A front closer than ~2 delta to the (no-flux) electrode feels the wall
+  through the large L_sigma: its stall pressure is lowered (12% at 1.2 delta).
+* sigma_Na/sigma_SE = 1e3 (x 100 across the planes) makes the diffuse metal
+  tail conduct ahead of the front where h(xi) sigma_Na > sigma_SE (xi > ~0.01,
+  about delta ln(sigma_Na/sigma_SE)/4 ahead): the electrolyte is effectively
+  that much shorter.
+* Backward Euler of the double well is only unconditionally unique for
+  dt L_sigma W < 1 (dt < 0.17 s with defaults); larger steps work while the
+  front moves < ~0.1 delta per step (the driver's max_dxi), else Newton fails
+  and the driver cuts dt.
 """
 
 from __future__ import annotations
@@ -653,7 +676,9 @@ class ElectrochemistryProblem:
 
     def parameters(self) -> dict:
         """Derived interface parameters in SI: W [J/m^3], kappa [J/m], L_eta [1/s], ..."""
-        return {k: v for k, v in self.p.items() if k.endswith(("_m3", "_J_m", "_1_s", "_J_s", "_V", "_m_s", "_Pa_V"))}
+        keys = ("W_J_m3", "kappa_J_m", "L_eta_1_s", "L_sigma_m3_J_s", "c_s_mol_m3", "thermal_voltage_V",
+                "f_1_V", "planar_velocity_per_B_m_s", "stall_pressure_per_volt_Pa_V")
+        return {k: self.p[k] for k in keys}
 
 
 __all__ = ["ElectrochemistryProblem", "derived_parameters", "bv_bracket", "bv_overpotential"]
