@@ -39,10 +39,6 @@ from .output import atomic_write_json
 CHECKPOINT_STATE = "state.json"
 
 
-class StepRejected(Exception):
-    """A converged step whose change in xi or d per step is too large."""
-
-
 def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
     local = float(np.max(np.abs(a))) if a.size else 0.0
     return comm.allreduce(local, op=MPI.MAX)
@@ -99,8 +95,9 @@ class CoupledSolver:
         self.xi.x.scatter_forward()
 
     def _copy_d(self):
-        self.d.interpolate(self.frac.d)
-        self.d.x.scatter_forward()
+        if self.frac.d is not self.d:
+            self.d.interpolate(self.frac.d)
+            self.d.x.scatter_forward()
 
     def _update_pressure(self):
         self.p.interpolate(self._p_expr)
@@ -167,18 +164,23 @@ class CoupledSolver:
             if dxi <= st.tol_xi and dd <= st.tol_d and res_u <= st.tol_u:
                 converged = True
                 break
-        if not converged:
-            raise SolveError(f"staggered iteration did not converge in {st.max_iterations} iterations "
-                             f"(dxi {dxi:.2e}, dd {dd:.2e}, mechanics residual {res_u:.2e})")
         change_xi = global_max_abs(self.xi.x.array - xi0, self.comm)
         change_d = global_max_abs(self.d.x.array - d0, self.comm)
+        problems = []
+        if not converged:
+            problems.append(f"staggered iteration not converged in {st.max_iterations} iterations "
+                            f"(dxi {dxi:.2e}, dd {dd:.2e}, mechanics residual {res_u:.2e})")
         if change_xi > cfg.time.max_dxi or change_d > cfg.time.max_dd:
-            raise StepRejected(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
-                               f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
+            problems.append(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
+                            f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
+        return {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
+                "problems": problems}
+
+    def commit(self):
+        """Accept the step: the problems move their 'old' state forward."""
         for p in self.problems():
             if hasattr(p, "commit"):
                 p.commit()
-        return {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov}
 
     # -- per-step quantities ------------------------------------------------
     def scalars(self, t: float) -> dict:
@@ -218,10 +220,13 @@ class CoupledSolver:
     # -- checkpoints ----------------------------------------------------------
     def checkpoint_functions(self) -> dict:
         funcs = {"xi_shared": self.xi, "d_shared": self.d, "p_shared": self.p}
+        defaults = {"mech": lambda m: {"u": m.u}, "frac": lambda f: {"H": f.H}}
         for name, prob in (("ec", self.ec), ("mech", self.mech), ("frac", self.frac)):
-            if prob is not None:
-                for key, f in prob.checkpoint_functions().items():
-                    funcs[f"{name}_{key}"] = f
+            if prob is None:
+                continue
+            own = prob.checkpoint_functions() if hasattr(prob, "checkpoint_functions") else defaults[name](prob)
+            for key, f in own.items():
+                funcs[f"{name}_{key}"] = f
         return funcs
 
     def write_checkpoint(self, directory: Path, step: int, t: float, dt: float, extra: dict):
@@ -306,12 +311,18 @@ def run_coupled(ctx) -> None:
             try:
                 info = solver.step(t + dt, dt)
                 ok = 1
-            except (SolveError, StepRejected) as exc:
+            except SolveError as exc:
                 ok, reason = 0, str(exc)
             except Interrupted:
                 solver.restore_state()  # stop at the last completed step
                 raise
             ok = ctx.comm.allreduce(ok, op=MPI.MIN)  # failure on one rank is failure on all
+            if ok and info["problems"]:
+                if dt * cfg.time.cutback >= cfg.time.dt_min:
+                    ok, reason = 0, "; ".join(info["problems"])
+                else:
+                    # a cut cannot help (e.g. unstable crack growth at fixed load): accept, say so
+                    log.info(f"step {step + 1} accepted at the smallest dt: {'; '.join(info['problems'])}")
             if not ok:
                 solver.restore_state()
                 dt *= cfg.time.cutback
@@ -319,6 +330,8 @@ def run_coupled(ctx) -> None:
                 if dt < cfg.time.dt_min:
                     raise SolveError(f"dt = {dt:.3e} s below dt_min = {cfg.time.dt_min:.3e} s at t = {t:.4e} s")
                 continue
+            solver.commit()
+            info["stagger_converged"] = int(not info.pop("problems"))
             t += dt
             step += 1
             ctx.steps, ctx.time = step, t
@@ -330,6 +343,7 @@ def run_coupled(ctx) -> None:
                     writer.write(solver.output_functions(), t)
                 if step % cfg.output.checkpoint_every == 0:
                     solver.write_checkpoint(ckdir, step, t, dt, {})
+                    writer.merge()
                     last_ck = step
             progress.step(step, t, dt, _progress_text(row))
             shorted, where = solver.short_circuit()

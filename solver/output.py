@@ -5,7 +5,7 @@ leaves a half file.
     checkpoint/  log.txt  figures/
 
 Small files are written to a temporary name and renamed (atomic on POSIX).
-scalars.csv is rewritten whole each step through the same rename.
+scalars.csv gets one complete line per step (rewritten atomically on restart).
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ SCALAR_COLUMNS = [
 ]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, sync: bool = True) -> None:
+    """Write to a temporary name, then rename over ``path`` (atomic on POSIX)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w") as fh:
         fh.write(text)
         fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -60,6 +62,8 @@ class ScalarTable:
                     if c not in self.columns:
                         self.columns.append(c)
             for row in reader:
+                if None in row.values() or None in row:  # a cut or malformed line
+                    continue
                 try:
                     step = int(row["step"])
                 except (KeyError, TypeError, ValueError):
@@ -68,18 +72,38 @@ class ScalarTable:
                     self.rows.append(row)
 
     def append(self, row: dict) -> None:
-        for k in row:
-            if k not in self.columns:
-                self.columns.append(k)
+        """Add a row (replacing rows with the same or a later step).
+
+        The common case appends one complete line with a single write (a
+        killed run loses at most that line); a new column or a replaced row
+        rewrites the file atomically (temporary file + rename)."""
+        new_cols = [k for k in row if k not in self.columns]
+        self.columns.extend(new_cols)
+        replaced = bool(self.rows) and int(self.rows[-1]["step"]) >= int(row["step"])
         self.rows = [r for r in self.rows if int(r["step"]) < int(row["step"])]
         self.rows.append(row)
-        if self.comm.rank == 0:
-            buf = io.StringIO()
-            w = csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n")
-            w.writeheader()
-            for r in self.rows:
-                w.writerow({k: _fmt(v) for k, v in r.items()})
-            atomic_write_text(self.path, buf.getvalue())
+        if self.comm.rank != 0:
+            return
+        if new_cols or replaced or not self.path.exists():
+            self.rewrite()
+            return
+        buf = io.StringIO()
+        csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n").writerow(
+            {k: _fmt(v) for k, v in row.items()})
+        with open(self.path, "a") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+
+    def rewrite(self) -> None:
+        """Write the whole table atomically (rank 0)."""
+        if self.comm.rank != 0:
+            return
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: _fmt(v) for k, v in r.items()})
+        atomic_write_text(self.path, buf.getvalue(), sync=False)
 
 
 def _fmt(v):

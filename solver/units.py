@@ -41,6 +41,14 @@ class UnitError(ValueError):
     """A value that is not a quantity of the expected dimension."""
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def to_si(value, dimension: str) -> float:
     """Return ``value`` as a float in the SI unit of ``dimension``.
 
@@ -52,6 +60,8 @@ def to_si(value, dimension: str) -> float:
         raise UnitError(f"expected a {dimension.replace('_', ' ')}, e.g. {example}; got a boolean")
     if isinstance(value, (int, float)):
         x = float(value)
+    elif isinstance(value, str) and _is_number(value):
+        x = float(value)  # "1e-4": YAML 1.1 reads it as a string; it is an SI number
     elif isinstance(value, str):
         ureg = _registry()
         try:

@@ -1,11 +1,12 @@
 """fields.xdmf: the time series ParaView opens (coordinates in um, time in s).
 
 DOLFINx writes the heavy data (fields.h5, in parallel) and an XDMF index
-with one temporal collection per function. After every output time, rank 0
-rewrites the index as ONE temporal collection whose steps carry all fields
-(point data for P1 fields, cell data for DG0 ones). ParaView then shows all
-fields on one grid, meshio's TimeSeriesReader reads it, and the index is
-replaced atomically, so a killed run leaves a readable file.
+with one temporal collection per function, which ParaView's XDMF3 reader
+opens while the run goes on. At every checkpoint and at the end of the run,
+rank 0 rewrites the index (atomically) as ONE temporal collection whose steps
+carry all fields (point data for P1 fields, cell data for DG0 ones):
+ParaView then shows all fields on one grid and meshio's TimeSeriesReader
+reads it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ class FieldWriter:
     def write(self, functions: list[fem.Function], t: float) -> None:
         for f in functions:
             self.file.write_function(f, t)
-        self.file.flush() if hasattr(self.file, "flush") else None
+
+    def merge(self) -> None:
+        """Rewrite the index as one collection (collective; rank 0 writes)."""
         self.comm.barrier()
         if self.comm.rank == 0:
             merge_index(self.path)
