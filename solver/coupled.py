@@ -143,7 +143,7 @@ class CoupledSolver:
                     self._update_pressure()
             if self.ec is not None:
                 with ctx.phase("electrochemistry"):
-                    n_its, k_its = self.ec.solve(t, dt)
+                    n_its, k_its = self.ec.solve(t - dt, dt)  # from the committed state at t - dt
                     newton += n_its
                     krylov += k_its
                     self._copy_xi()
@@ -244,8 +244,12 @@ class CoupledSolver:
             adios4dolfinx.write_function_on_input_mesh(path, f, time=0.0, name=key)
         self.comm.barrier()
         if self.comm.rank == 0:
+            problems = {name: p.checkpoint_state() for name, p in (("ec", self.ec), ("mech", self.mech),
+                                                                     ("frac", self.frac))
+                        if p is not None and hasattr(p, "checkpoint_state")}
             state = {"file": name, "step": step, "time_s": t, "dt_s": dt, "charge_C_m": self.charge,
-                     "physics_hash": self.cfg.physics_hash(), "ranks": self.comm.size, **extra}
+                     "physics_hash": self.cfg.physics_hash(), "ranks": self.comm.size,
+                     "problems": problems, **extra}
             atomic_write_json(directory / CHECKPOINT_STATE, state)
             for old in directory.glob("step_*.bp"):
                 if old.name != name:
@@ -260,6 +264,8 @@ class CoupledSolver:
         if not state_file.exists():
             raise ConfigError([f"--restart: no checkpoint in {directory} (expected {CHECKPOINT_STATE})"])
         state = json.loads(state_file.read_text())
+        if "ranks" not in state or "file" not in state:
+            raise ConfigError([f"--restart: {state_file} is not a nacrack checkpoint"])
         if state.get("physics_hash") != self.cfg.physics_hash():
             raise ConfigError([
                 f"--restart: the physics in the config changed since the checkpoint (physics hash "
@@ -269,11 +275,20 @@ class CoupledSolver:
         for key, f in self.checkpoint_functions().items():
             adios4dolfinx.read_function(path, f, time=0.0, name=key)
             f.x.scatter_forward()
-        for p in self.problems():
-            if hasattr(p, "after_checkpoint_read"):
-                p.after_checkpoint_read()
+        for name, p in (("ec", self.ec), ("mech", self.mech), ("frac", self.frac)):
+            if p is not None and hasattr(p, "load_checkpoint_state"):
+                p.load_checkpoint_state(state.get("problems", {}).get(name, {}))
         self.charge = state.get("charge_C_m", 0.0)
         return state
+
+
+def schedule_breakpoints(cfg: Config) -> list[float]:
+    """Times [s] where a load schedule changes slope: steps end exactly there."""
+    times = set()
+    for v in (cfg.loading.electrical.voltage, cfg.loading.electrical.current_density, cfg.loading.mechanical.value):
+        if v is not None and not isinstance(v, (int, float)):
+            times.update(float(p[0]) for p in v.points)
+    return sorted(times)
 
 
 def run_coupled(ctx) -> None:
@@ -300,16 +315,22 @@ def run_coupled(ctx) -> None:
         with ctx.phase("output"):
             writer.write(solver.output_functions(), 0.0)
     progress = Progress(cfg.time.t_end, cfg.output.progress_every)
+    breakpoints = schedule_breakpoints(cfg)
     ctx.steps, ctx.time = step, t
     last_ck = step
     try:
         while t < cfg.time.t_end * (1 - 1e-12) and step < cfg.time.max_steps:
-            dt = min(dt, dt_max, cfg.time.t_end - t)
+            # dt is the step-size target; h the step actually taken (clipped
+            # to t_end and to schedule breakpoints without shrinking the target)
+            h = min(dt, dt_max, cfg.time.t_end - t)
+            upcoming = [b for b in breakpoints if b > t * (1 + 1e-12) + 1e-15]
+            if upcoming and upcoming[0] - t < h:
+                h = upcoming[0] - t
             solver.save_state()
             t_wall = time.perf_counter()
             reason = "another rank failed"
             try:
-                info = solver.step(t + dt, dt)
+                info = solver.step(t + h, h)
                 ok = 1
             except SolveError as exc:
                 ok, reason = 0, str(exc)
@@ -318,24 +339,24 @@ def run_coupled(ctx) -> None:
                 raise
             ok = ctx.comm.allreduce(ok, op=MPI.MIN)  # failure on one rank is failure on all
             if ok and info["problems"]:
-                if dt * cfg.time.cutback >= cfg.time.dt_min:
+                if h * cfg.time.cutback >= cfg.time.dt_min:
                     ok, reason = 0, "; ".join(info["problems"])
                 else:
                     # a cut cannot help (e.g. unstable crack growth at fixed load): accept, say so
                     log.info(f"step {step + 1} accepted at the smallest dt: {'; '.join(info['problems'])}")
             if not ok:
                 solver.restore_state()
-                dt *= cfg.time.cutback
+                dt = h * cfg.time.cutback
                 log.info(f"step {step + 1} rejected ({reason}); dt -> {dt:.3e} s")
                 if dt < cfg.time.dt_min:
                     raise SolveError(f"dt = {dt:.3e} s below dt_min = {cfg.time.dt_min:.3e} s at t = {t:.4e} s")
                 continue
             solver.commit()
             info["stagger_converged"] = int(not info.pop("problems"))
-            t += dt
+            t += h
             step += 1
             ctx.steps, ctx.time = step, t
-            row = {"step": step, "time_s": t, "dt_s": dt, **solver.scalars(t), **info,
+            row = {"step": step, "time_s": t, "dt_s": h, **solver.scalars(t), **info,
                    "wall_s": ctx.wall(), "step_wall_s": time.perf_counter() - t_wall}
             with ctx.phase("output"):
                 ctx.scalars.append(row)
@@ -345,7 +366,7 @@ def run_coupled(ctx) -> None:
                     solver.write_checkpoint(ckdir, step, t, dt, {})
                     writer.merge()
                     last_ck = step
-            progress.step(step, t, dt, _progress_text(row))
+            progress.step(step, t, h, _progress_text(row))
             shorted, where = solver.short_circuit()
             if shorted:
                 ctx.status = "short_circuit"

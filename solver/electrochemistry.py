@@ -562,6 +562,26 @@ class ElectrochemistryProblem:
         self.last_current = s["last"]
         self._update_xi()
 
+    # -- checkpoint (the driver writes the Functions with adios4dolfinx) ----
+    def checkpoint_functions(self) -> dict:
+        """The committed state (xi, c~, psi) as one Function."""
+        return {"u": self.u_n}
+
+    def checkpoint_state(self) -> dict:
+        """The committed scalars: voltage (RT/F units), time [s], charge [C/m]."""
+        return {"voltage": self._V_committed, "time_s": self.t_committed, "charge_C_m": self.charge}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """After u_n was read from a checkpoint: restore the committed scalars."""
+        self.u_n.x.scatter_forward()
+        self.u.x.array[:] = self.u_n.x.array
+        self._V_committed = state.get("voltage", self._V_committed)
+        self.voltage.value = self._V_committed
+        self.t_committed = state.get("time_s", self.t_committed)
+        self.charge = state.get("charge_C_m", self.charge)
+        self._pending = False
+        self._update_xi()
+
     # ------------------------------------------------------------------
     def xi_function(self) -> fem.Function:
         """P1 scalar Function 'metal' = xi, kept up to date in place by solve()
