@@ -373,7 +373,8 @@ def run_coupled(ctx) -> None:
                 ctx.extra["short_circuit"] = {"time_s": t, "location_m": where}
                 log.info(f"short circuit at t = {t:.4e} s, location {where}")
                 break
-            easy = info["stagger_iterations"] <= 2 and info["newton_iterations"] <= 6 * max(1, info["stagger_iterations"])
+            easy = (info["stagger_iterations"] <= max(3, cfg.solver.stagger.max_iterations // 3)
+                    and info["newton_iterations"] <= 8 * max(1, info["stagger_iterations"]))
             if easy:
                 dt *= cfg.time.growth
         else:

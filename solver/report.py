@@ -1,7 +1,14 @@
 """``solver report DIR``: figures and a text summary of a run.
 
-Reads scalars.csv and summary.json (no DOLFINx needed for the plots) and
-writes DIR/figures/*.png and DIR/report.txt.
+Reads scalars.csv, summary.json and fields.xdmf (meshio; no DOLFINx) and
+writes DIR/figures/*.png and DIR/report.txt:
+
+- snapshots_*.png: metal (xi), damage (d) and hydrostatic pressure at three
+  output times, grain boundaries in black (pyvista off screen)
+- tips.png: dendrite and crack tip position vs time
+- deposit.png: deposited volume (area x 3 um in 2D) and height vs time
+  (Geng 2023 Fig. 6d style)
+- electrical.png: cell voltage and current density vs time (Fig. 1i style)
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ import csv
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def read_scalars(path: Path) -> dict[str, list[float]]:
@@ -48,6 +57,133 @@ def _plot(cols, keys, ylabel, path: Path, title: str) -> bool:
     return True
 
 
+DEPTH_2D_M = 3e-6  # Geng 2023: volume = area x 3 um thickness
+
+SNAPSHOT_FIELDS = [  # (name, title, colour map, fixed range or None)
+    ("metal", "Na metal xi", "inferno", (0.0, 1.0)),
+    ("damage", "damage d", "Reds", (0.0, 1.0)),
+    ("hydrostatic_pressure", "pressure [MPa]", "coolwarm", None),
+    ("potential", "potential [V]", "viridis", None),
+]
+
+
+def _twin_plot(cols, left, right, path: Path, title: str) -> bool:
+    """Two quantities vs time on twin y axes: left=(key, label, scale), right likewise."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "time_s" not in cols or left[0] not in cols:
+        return False
+    fig, ax = plt.subplots(figsize=(5.8, 3.8), dpi=120)
+    ax.plot(cols["time_s"], [v * left[2] for v in cols[left[0]]], color="tab:blue", marker=".")
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel(left[1], color="tab:blue")
+    if right[0] in cols:
+        ax2 = ax.twinx()
+        ax2.plot(cols["time_s"], [v * right[2] for v in cols[right[0]]], color="tab:red", marker=".")
+        ax2.set_ylabel(right[1], color="tab:red")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
+    """Field snapshots at n output times (first with metal, middle, last)."""
+    import meshio
+
+    from .render import headless, interface_edges
+
+    xdmf = directory / "fields.xdmf"
+    if not xdmf.exists():
+        return []
+    with meshio.xdmf.TimeSeriesReader(str(xdmf)) as reader:
+        points, cells = reader.read_points_cells()
+        tri = next((c.data for c in cells if c.type == "triangle"), None)
+        if tri is None:  # 3D runs: no 2D snapshots
+            return []
+        steps = sorted({0, reader.num_steps // 2, reader.num_steps - 1}) if reader.num_steps > 0 else []
+        frames = []
+        for k in steps[:n]:
+            t, pdata, cdata = reader.read_data(k)
+            frames.append((t, pdata, {key: v[0] for key, v in cdata.items()}))
+    made = []
+    for t, pdata, cdata in frames:
+        fields = [f for f in SNAPSHOT_FIELDS if f[0] in pdata or f[0] in cdata][:3]
+        if not fields:
+            continue
+        grain = cdata.get("grain_id")
+        edges = interface_edges(tri, grain.ravel()) if grain is not None else np.zeros((0, 2), int)
+        path = figs / f"snapshot_t{t:.4g}s.png"
+        with headless() as ok:
+            if ok:
+                _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t)
+            else:
+                _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t)
+        made.append(path)
+    return made
+
+
+def _values(name, pdata, cdata):
+    if name in pdata:
+        return "point", np.asarray(pdata[name]).ravel()
+    v = np.asarray(cdata[name]).ravel()
+    return "cell", (v / 1e6 if name == "hydrostatic_pressure" else v)
+
+
+def _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
+    import pyvista as pv
+
+    pts = np.column_stack([points[:, :2], np.zeros(len(points))])
+    grid = pv.UnstructuredGrid(np.hstack([np.full((len(tri), 1), 3), tri]).ravel(),
+                               np.full(len(tri), pv.CellType.TRIANGLE), pts)
+    lines = pv.PolyData(pts, lines=np.hstack([np.full((len(edges), 1), 2), edges]).ravel()) if len(edges) else None
+    span = np.ptp(pts[:, :2], axis=0)
+    w = int(420 * max(0.6, min(2.5, span[0] / max(span[1], 1e-30))))
+    pl = pv.Plotter(off_screen=True, shape=(1, len(fields)), window_size=(w * len(fields) + 60, 480), border=False)
+    for j, (name, title, cmap, clim) in enumerate(fields):
+        pl.subplot(0, j)
+        where, vals = _values(name, pdata, cdata)
+        g = grid.copy()
+        (g.point_data if where == "point" else g.cell_data)[title] = vals
+        pl.add_mesh(g, scalars=title, cmap=cmap, clim=clim, show_scalar_bar=True,
+                    scalar_bar_args={"title": title, "vertical": False, "fmt": "%.3g"})
+        if lines is not None:
+            pl.add_mesh(lines, color="black", line_width=1.5)
+        pl.add_text(f"t = {t:.4g} s", font_size=9)
+        pl.view_xy()
+        pl.camera.zoom(1.1)
+    pl.screenshot(str(path))
+    pl.close()
+
+
+def _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+    from matplotlib.tri import Triangulation
+
+    tr = Triangulation(points[:, 0], points[:, 1], tri)
+    fig, axes = plt.subplots(1, len(fields), figsize=(4.2 * len(fields), 4), dpi=110)
+    for ax, (name, title, cmap, clim) in zip(np.atleast_1d(axes), fields):
+        where, vals = _values(name, pdata, cdata)
+        kw = {"vmin": clim[0], "vmax": clim[1]} if clim else {}
+        im = ax.tripcolor(tr, vals, cmap=cmap, shading="gouraud" if where == "point" else "flat", **kw)
+        ax.add_collection(LineCollection(points[edges][:, :, :2], colors="k", linewidths=0.6))
+        ax.set_aspect("equal")
+        ax.set_title(f"{title}, t = {t:.4g} s", fontsize=9)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def report(directory: Path) -> int:
     directory = Path(directory)
     scal, summ = directory / "scalars.csv", directory / "summary.json"
@@ -60,14 +196,25 @@ def report(directory: Path) -> int:
     figs.mkdir(exist_ok=True)
     made = []
     for name, keys, label, title in [
-        ("electrical.png", ["current_density_A_m2"], "current density [A/m^2]", "Current density"),
-        ("voltage.png", ["cell_voltage_V"], "cell voltage [V]", "Cell voltage"),
         ("tips.png", ["dendrite_tip_m", "crack_tip_m"], "tip position y [m]", "Dendrite and crack tips"),
-        ("deposit.png", ["deposited_volume_m3_m"], "deposited volume [m^3/m]", "Deposited Na"),
         ("iterations.png", ["stagger_iterations", "newton_iterations", "krylov_iterations"], "iterations", "Solver iterations"),
+        ("reaction.png", ["reaction_force_y_N_m"], "reaction force [N/m]", "Reaction force"),
     ]:
         if _plot(cols, keys, label, figs / name, title):
             made.append(figs / name)
+    if "metal_area_m2" in cols:
+        cols["deposited_volume_3um_m3"] = [a * DEPTH_2D_M for a in cols["metal_area_m2"]]
+    if _twin_plot(cols, ("deposited_volume_3um_m3", "deposited volume (area x 3 um) [um^3]", 1e18),
+                  ("dendrite_tip_m", "dendrite height [um]", 1e6), figs / "deposit.png", "Deposited Na (Geng Fig. 6d style)"):
+        made.append(figs / "deposit.png")
+    if _twin_plot(cols, ("cell_voltage_V", "cell voltage [V]", 1.0),
+                  ("current_density_A_m2", "current density [mA/cm^2]", 0.1), figs / "electrical.png",
+                  "Voltage and current (Geng Fig. 1i style)"):
+        made.append(figs / "electrical.png")
+    try:
+        made += snapshots(directory, figs)
+    except Exception as exc:  # a report without snapshots beats no report
+        print(f"warning: no field snapshots ({type(exc).__name__}: {exc})", file=sys.stderr)
     lines = [
         f"run: {directory}",
         f"status: {summary.get('status')}, steps {summary.get('steps')}, final time {summary.get('final_time_s', 0):.4e} s",
