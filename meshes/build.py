@@ -153,6 +153,12 @@ def build_geometry(spec) -> dict:
                 raise RuntimeError(f"entity {t} belongs to grains {grain_of[t]} and {owner[i]}")
             grain_of[t] = owner[i]
     filled_pieces = sorted({dt for pieces in omap[len(objs):] for dt in pieces})
+    # parts of a filled flaw outside the box (a notch drawn through the
+    # electrode) belong to no grain: remove them
+    outside = [dt for dt in filled_pieces if dt[1] not in grain_of]
+    if outside:
+        occ.remove(outside, recursive=True)
+        filled_pieces = [dt for dt in filled_pieces if dt[1] in grain_of]
     occ.synchronize()
 
     top = gmsh.model.getEntities(dim)
