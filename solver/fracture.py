@@ -124,6 +124,7 @@ class FractureProblem:
         self.Dtilde = fem.Function(Q, name="driving_force")
         self._qdofs = Q.dofmap.list[: self.ncell, 0]
         dx, _, _ = domain.measures()
+        dx = dx(metadata={"quadrature_degree": 2})  # P1 x P1 with DG0 H: exact
         self.dx = dx
         self.crack_dofs = np.zeros(0, dtype=np.int32)
         self.solver = None
@@ -263,17 +264,17 @@ class FractureProblem:
             A = self.comm.allreduce(fem.assemble_scalar(self._area_form), op=MPI.SUM)
             ncells = self.domain.mesh.topology.index_map(self.tdim).size_global
             hmean = (A / ncells) ** (1.0 / self.tdim)
-            return a / hmean
-        return self.comm.allreduce(fem.assemble_scalar(self._surface_form), op=MPI.SUM)
+            return float(a / hmean)
+        return float(self.comm.allreduce(fem.assemble_scalar(self._surface_form), op=MPI.SUM))
 
     def crack_length(self) -> float:
         """Crack length [m] (2D; crack area [m^2] in 3D): the crack-surface
         functional (surface energy / Gc)."""
-        return self.crack_surface() * scales.LENGTH ** (self.tdim - 1)
+        return float(self.crack_surface() * scales.LENGTH ** (self.tdim - 1))
 
     def fracture_energy(self) -> float:
         """Gc Gamma_l in SI: J/m (2D), J (3D)."""
-        return self.Gc * self.crack_surface() * scales.STRESS * scales.LENGTH ** self.tdim
+        return float(self.Gc * self.crack_surface() * scales.STRESS * scales.LENGTH ** self.tdim)
 
     def _damaged_points(self, threshold=0.5) -> np.ndarray:
         if self.model == "damaged_domain":
@@ -291,16 +292,16 @@ class FractureProblem:
         x = self._damaged_points(threshold)
         local = x[:, 1].max() if len(x) else -np.inf
         y = self.comm.allreduce(local, op=MPI.MAX)
-        return float("nan") if not np.isfinite(y) else y * scales.LENGTH
+        return float("nan") if not np.isfinite(y) else float(y * scales.LENGTH)
 
     def max_damage(self) -> float:
         n = self.V.dofmap.index_map.size_local
         local = self.d.x.array[:n].max() if n else 0.0
-        return self.comm.allreduce(local, op=MPI.MAX)
+        return float(self.comm.allreduce(local, op=MPI.MAX))
 
     def max_history(self) -> float:
         local = self.H.x.array[self._qdofs[: self.ncell_owned]].max() if self.ncell_owned else 0.0
-        return self.comm.allreduce(local, op=MPI.MAX)
+        return float(self.comm.allreduce(local, op=MPI.MAX))
 
     # ------------------------------------------------------------------
     def save_state(self) -> None:
@@ -329,8 +330,10 @@ def damaged_domain_orientation(domain: Domain, cfg) -> fem.Function:
     msh = domain.mesh
     tdim = msh.topology.dim
     size = scales.length(dd.orientation_cell_size)
-    lo = msh.comm.allreduce(msh.geometry.x[:, :tdim].min(axis=0), op=MPI.MIN)
-    hi = msh.comm.allreduce(msh.geometry.x[:, :tdim].max(axis=0), op=MPI.MAX)
+    lo = np.ascontiguousarray(msh.geometry.x[:, :tdim].min(axis=0), dtype=float)
+    hi = np.ascontiguousarray(msh.geometry.x[:, :tdim].max(axis=0), dtype=float)
+    msh.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
+    msh.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
     n = max(1, int(round(np.prod((hi - lo) / size))))
     rng = np.random.default_rng(dd.seed)
     seeds = lo + rng.uniform(size=(n, tdim)) * (hi - lo)

@@ -54,6 +54,7 @@ from .elasticity import (
 )
 from .linalg import LinearSolver, SolveError
 
+QUADRATURE_DEGREE = 2
 # energy [MPa um^tdim] -> SI (J/m in 2D, J in 3D)
 ENERGY_SI = {2: scales.STRESS * scales.LENGTH**2, 3: scales.STRESS * scales.LENGTH**3}
 # force [MPa um^(tdim-1)] -> SI (N/m in 2D, N in 3D)
@@ -130,8 +131,11 @@ def _axis_of_boundary(msh, facets) -> int:
     """Coordinate axis normal to a flat, axis-aligned boundary (0 x, 1 y, 2 z)."""
     tdim = msh.topology.dim
     mid = dmesh.compute_midpoints(msh, tdim - 1, facets)[:, :tdim] if len(facets) else np.zeros((0, tdim))
-    lo = msh.comm.allreduce(mid.min(axis=0) if len(mid) else np.full(tdim, np.inf), op=MPI.MIN)
-    hi = msh.comm.allreduce(mid.max(axis=0) if len(mid) else np.full(tdim, -np.inf), op=MPI.MAX)
+    lo = mid.min(axis=0) if len(mid) else np.full(tdim, np.inf)
+    hi = mid.max(axis=0) if len(mid) else np.full(tdim, -np.inf)
+    lo, hi = np.ascontiguousarray(lo, dtype=float), np.ascontiguousarray(hi, dtype=float)
+    msh.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
+    msh.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
     return int(np.argmin(hi - lo))
 
 
@@ -186,6 +190,11 @@ class MechanicsProblem:
 
         # --- loading and supports ---
         dx, ds, _ = domain.measures()
+        # h(xi), the conditionals of the split and the sqrt of the spectral
+        # split inflate UFL's degree estimate (up to ~10, dozens of points per
+        # cell); with P1 u the strain is cellwise constant, so a fixed
+        # 3-point rule (degree 2) integrates the h(xi) variation well enough
+        dx = dx(metadata={"quadrature_degree": QUADRATURE_DEGREE})
         self.dx, self.ds = dx, ds
         self.load = cfg.loading.mechanical
         self.load_value = fem.Constant(msh, PETSc.ScalarType(0.0))  # um or MPa
@@ -353,7 +362,7 @@ class MechanicsProblem:
     def elastic_energy(self) -> float:
         """int (g psi+ + psi-) dx in SI: J/m (2D, per metre of depth) or J (3D)."""
         e = self.comm.allreduce(fem.assemble_scalar(self._energy_form), op=MPI.SUM)
-        return e * ENERGY_SI[self.tdim]
+        return float(e * ENERGY_SI[self.tdim])
 
     def reaction_force(self, tag_name: str) -> np.ndarray:
         """Resultant traction int sigma.n ds on the tagged boundary, from the
@@ -443,7 +452,7 @@ class MechanicsProblem:
         nown = self.domain.mesh.topology.index_map(self.tdim).size_local
         p = -np.trace(sig[:nown], axis1=1, axis2=2) / 3.0
         local = p.max() if len(p) else -np.inf
-        return self.comm.allreduce(local, op=MPI.MAX) * scales.STRESS
+        return float(self.comm.allreduce(local, op=MPI.MAX) * scales.STRESS)
 
     # ------------------------------------------------------------------
     def save_state(self) -> None:

@@ -39,6 +39,12 @@ def make_cfg(mesh=None, fracture=None, mechanics=None, load=None, materials=None
     return validate(raw)
 
 
+def everywhere(comm, cond) -> bool:
+    """A local condition true on every rank (asserting a local condition
+    directly would leave the other ranks waiting in the next collective)."""
+    return comm.allreduce(bool(cond), op=MPI.LAND)
+
+
 def stagger(mp, fp, t=0.0, tol=1e-10, max_it=200):
     """Mechanics and damage alternated to convergence at load time t."""
     for _ in range(max_it):
@@ -185,8 +191,8 @@ def test_grain_boundary_band_criterion(comm):
     H = fp.H.x.array[fp._qdofs]
     expected = (30.3 / 30.0) ** 2 - 1
     nown = msh.topology.index_map(2).size_local
-    assert np.allclose(H[:nown][band[:nown] > 0], expected, rtol=1e-6)
-    assert np.all(H[:nown][band[:nown] == 0] == 0.0)
+    assert everywhere(comm, np.allclose(H[:nown][band[:nown] > 0], expected, rtol=1e-6))
+    assert everywhere(comm, np.all(H[:nown][band[:nown] == 0] == 0.0))
     assert comm.allreduce(int((band[:nown] > 0).sum()), op=MPI.SUM) == 2 * 6  # 6 cells on each side
 
 
@@ -246,11 +252,11 @@ def test_damaged_domain_threshold_and_no_healing(comm, theta_deg):
     fp.update_history()
     fp.solve()
     n = fp.ncell_owned
-    assert np.all(fp.d.x.array[fp._qdofs[:n]] == 1.0)
+    assert everywhere(comm, np.all(fp.d.x.array[fp._qdofs[:n]] == 1.0))
     mp.solve(0.0)  # unload
     fp.update_history()
     fp.solve()
-    assert np.all(fp.d.x.array[fp._qdofs[:n]] == 1.0)
+    assert everywhere(comm, np.all(fp.d.x.array[fp._qdofs[:n]] == 1.0))
     mp.solve(0.999 * thr)
     assert mp.elastic_energy() == pytest.approx(U0 / 1e-4, rel=1e-6)
 
@@ -268,23 +274,23 @@ def test_history_and_damage_never_decrease(comm):
     mp.solve(0.0)
     fp.update_history()
     fp.solve()
-    assert np.all(fp.H.x.array >= H1) and np.all(fp.d.x.array >= d1)
+    assert everywhere(comm, np.all(fp.H.x.array >= H1) and np.all(fp.d.x.array >= d1))
     mp.solve(50.0)
     fp.update_history()
     fp.solve()
-    assert fp.max_damage() > d1.max()
+    assert fp.max_damage() > comm.allreduce(d1.max(), op=MPI.MAX)
     fp.restore_state()
-    assert np.array_equal(fp.d.x.array, d1) and np.array_equal(fp.H.x.array, H1)
+    assert everywhere(comm, np.array_equal(fp.d.x.array, d1) and np.array_equal(fp.H.x.array, H1))
 
 
 # --------------------------------------------------------------------------
 # notched specimens: serial vs parallel; F5 crack path
 # --------------------------------------------------------------------------
-def notched(comm, theta, n, sig_cp, sig_b, l=1.0, W=20.0):
+def notched(comm, theta, n, sig_cp, sig_b, l=1.0, W=20.0, beta_c=0.0):
     cfg = make_cfg(
         mesh={"orientation": {"mode": "given", "angles": [theta]}},
         fracture={"model": "stress", "length_scale": l * 1e-6, "strength_plane": sig_cp * 1e6,
-                  "strength_bulk": sig_b * 1e6},
+                  "strength_bulk": sig_b * 1e6, "structural_tensor": beta_c},
         load={"type": "displacement", "boundary": "counter_electrode", "support": "clamped",
               "direction": [0.0, 1.0], "value": {"points": [[0.0, 0.0], [100.0, 1e-4]]}},
     )
@@ -297,7 +303,10 @@ def notched(comm, theta, n, sig_cp, sig_b, l=1.0, W=20.0):
 @pytest.mark.mpi
 def test_notched_serial_equals_parallel(comm):
     """A few staggered load steps on a notched crystal: COMM_SELF and
-    COMM_WORLD give the same crack surface, energies and reaction (1e-8)."""
+    COMM_WORLD give the same crack surface, energies and reaction to 1e-6
+    (VERIFICATION C1). Not bit-identical: GAMG builds a partition-dependent
+    hierarchy, so the iterates differ at the Krylov tolerance (measured
+    ~1e-8 relative after 3 steps with ksp_rtol 1e-10)."""
     out = []
     for cm in (MPI.COMM_SELF, comm):
         mp, fp = notched(cm, np.radians(30), 20, 30.0, 300.0)
@@ -307,7 +316,7 @@ def test_notched_serial_equals_parallel(comm):
                     mp.reaction_force("counter_electrode")[1], fp.crack_tip()))
     assert out[0][0] > 0
     for a, b in zip(*out):
-        assert a == pytest.approx(b, rel=1e-8)
+        assert a == pytest.approx(b, rel=1e-6)
 
 
 def crack_angle(fp, tip=(10.0, 10.0), l=1.0, threshold=0.9):
@@ -325,20 +334,27 @@ def crack_angle(fp, tip=(10.0, 10.0), l=1.0, threshold=0.9):
     return np.degrees(np.arctan(k)), rel[:, 0].max()
 
 
-@pytest.mark.slow
 @pytest.mark.mpi
-@pytest.mark.parametrize("theta_deg, sig_cp, expect", [(30.0, 30.0, 30.0), (30.0, 300.0, 0.0)])
-def test_f5_crack_follows_conduction_planes(comm, theta_deg, sig_cp, expect):
-    """Mode I notch (slit from the left edge to the centre, top pulled):
-    with sigma_cp = sigma_b/10 the crack runs along the planes (theta = 30
-    deg), with sigma_cp = sigma_b (isotropic strength) along the notch;
-    within 10 deg once it has grown 4 l. 20 x 20 um, l = 1 um, h = 0.4 um."""
-    mp, fp = notched(comm, np.radians(theta_deg), 50, sig_cp, 300.0)
-    t, dt = 0.0, 0.01
+@pytest.mark.parametrize("sig_cp, beta_c, expect", [(30.0, 10.0, 30.0), (300.0, 0.0, 0.0)])
+def test_f5_crack_follows_conduction_planes(comm, sig_cp, beta_c, expect):
+    """Mode I notch (slit from the left edge to the centre, top pulled),
+    planes at theta = 30 deg. Anisotropic crystal (sigma_cp = sigma_b/10 and
+    structural tensor beta_c = 10): the crack runs along the planes;
+    isotropic (sigma_cp = sigma_b, beta_c = 0): along the notch. Within
+    10 deg, fitted through the tip over the first 4 l of growth or more.
+    20 x 20 um, l = 1 um, h = 0.4 um (l/2.5).
+
+    (Measured: 28.6 deg and 4.0 deg. With strength anisotropy alone,
+    beta_c = 0, the crack deviates only ~12 deg: ahead of a mode-I tip the
+    stress is nearly equibiaxial, so the plane criterion is exceeded most
+    straight ahead; the cleavage direction comes from the anisotropic
+    crack-surface energy, i.e. B.)"""
+    mp, fp = notched(comm, np.radians(30.0), 50, sig_cp, 300.0, beta_c=beta_c)
+    t, dt = 0.0, 2.5e-4  # um of top displacement per step (~2.5 MPa nominal)
     ext = 0.0
-    for _ in range(400):
+    for _ in range(200):
         t += dt
-        stagger(mp, fp, t, tol=1e-4, max_it=50)
+        stagger(mp, fp, t, tol=1e-4, max_it=300)
         ang, ext = crack_angle(fp)
         if ext > 4.0:
             break
