@@ -164,7 +164,10 @@ class MechanicsProblem:
         # --- constitutive law (3x3 tensors) ---
         xi_c = ufl.max_value(ufl.min_value(self.xi, 1.0), 0.0)
         self.h = h_interp(xi_c)
-        self.m3 = embed_vec3(domain.plane_normal(), tdim)
+        m = domain.plane_normal()
+        if m is None:  # 3D mesh without c-axes: any axis (only used by anisotropic C and outputs)
+            m = fem.Constant(msh, np.array([0.0, 0.0, 1.0]))
+        self.m3 = embed_vec3(m, tdim)
         se = electrolyte_constants(cfg.materials.electrolyte)
         na = sodium_constants(cfg.materials.sodium)
         if self.damaged_domain:
@@ -253,25 +256,37 @@ class MechanicsProblem:
         else:
             k = _axis_of_boundary(msh, fixed)
             add(fem.locate_dofs_topological(V.sub(k), tdim - 1, fixed), k, zero)
-            # pin the vertex of 'fixed' with the smallest coordinates (tangential components)
+            # rigid motions left by the roller: pin the vertex A of 'fixed' with
+            # the smallest coordinates in every tangential component; in 3D
+            # also the vertex B farthest from A along the first tangent axis
+            # in the second tangential component (the rotation about the normal)
             msh.topology.create_connectivity(tdim - 1, 0)
             msh.topology.create_connectivity(0, tdim)
             verts = dmesh.compute_incident_entities(msh.topology, fixed, tdim - 1, 0)
-            x = msh.geometry.x
-            from dolfinx.mesh import entities_to_geometry
+            geo = dmesh.entities_to_geometry(msh, 0, verts).reshape(-1) if len(verts) else np.zeros(0, np.int32)
+            keys = msh.geometry.x[geo, :tdim] if len(verts) else np.zeros((0, tdim))
+            tang = [j for j in range(tdim) if j != k]
 
-            geo = entities_to_geometry(msh, 0, verts).reshape(-1) if len(verts) else np.zeros(0, np.int32)
-            keys = x[geo, :tdim] if len(verts) else np.zeros((0, tdim))
-            best = None
-            if len(verts):
-                order = np.lexsort(keys.T[::-1])
-                best = tuple(keys[order[0]])
-            allbest = [b for b in self.comm.allgather(best) if b is not None]
-            target = min(allbest)
-            pin = verts[np.all(np.abs(keys - np.array(target)) < 1e-12 * max(1.0, np.abs(target).max()), axis=1)] if len(verts) else verts
-            for j in range(tdim):
-                if j != k:
-                    add(fem.locate_dofs_topological(V.sub(j), 0, pin), j, zero)
+            def vertex_where(score):
+                """Local vertices at the global lexicographic minimum of score(keys)."""
+                best = None
+                if len(verts):
+                    sc = score(keys)
+                    best = tuple(sc[np.lexsort(sc.T[::-1])[0]])
+                cand = [b for b in self.comm.allgather(best) if b is not None]
+                target = np.array(min(cand))
+                if not len(verts):
+                    return verts
+                sc = score(keys)
+                return verts[np.all(np.abs(sc - target) < 1e-12 * max(1.0, np.abs(target).max()), axis=1)]
+
+            pinA = vertex_where(lambda c: c)
+            for j in tang:
+                add(fem.locate_dofs_topological(V.sub(j), 0, pinA), j, zero)
+            if tdim == 3:
+                t1, t2 = tang
+                pinB = vertex_where(lambda c: np.stack([-c[:, t1], c[:, t2], c[:, k]], axis=1))
+                add(fem.locate_dofs_topological(V.sub(t2), 0, pinB), t2, zero)
         if load.type == "displacement":
             direction = np.zeros(tdim)
             dvec = np.asarray(load.direction, dtype=float)
@@ -319,23 +334,29 @@ class MechanicsProblem:
         self.krylov_iterations = its
         return its
 
-    def residual_norm(self) -> float:
-        """||R(u)|| on the free dofs / ||f_int(u)|| on all dofs (relative
-        residual of the equilibrium equation with the current u, xi, d)."""
+    def _assemble_residual(self, form):
         R = self._R
         with R.localForm() as loc:
             loc.set(0.0)
-        fem_petsc.assemble_vector(R, self._F_form)
+        fem_petsc.assemble_vector(R, form)
         R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return R
+
+    def residual_norm(self) -> float:
+        """Relative residual of the equilibrium equation with the current u,
+        xi, d: ||R(u)|| on the free dofs divided by the load scale
+        max(||R(u)||, ||f_int(u)||, ||R(0)||) over all dofs (reactions, the
+        internal forces, and the eigenstrain + traction load at u = 0, so a
+        stress-free equilibrium still has a scale)."""
+        R = self._assemble_residual(self._F_form)
         scale = R.norm()
         fem_petsc.set_bc(R, self.bcs0)
         r = R.norm()
-        if self.load.type == "pressure":
-            with R.localForm() as loc:
-                loc.set(0.0)
-            fem_petsc.assemble_vector(R, self._Fint_form)
-            R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-            scale = max(scale, R.norm())
+        scale = max(scale, self._assemble_residual(self._Fint_form).norm())
+        saved = self.u.x.array.copy()
+        self.u.x.array[:] = 0.0
+        scale = max(scale, self._assemble_residual(self._F_form).norm())
+        self.u.x.array[:] = saved
         return 0.0 if scale == 0.0 else r / scale
 
     # ------------------------------------------------------------------
@@ -370,11 +391,7 @@ class MechanicsProblem:
         SI: N/m in 2D (per metre of depth), N in 3D; one entry per component."""
         facets = self.domain.facet_tags.find(self._tag(tag_name))
         dofs = fem.locate_dofs_topological(self.V, self.tdim - 1, facets)
-        R = self._R
-        with R.localForm() as loc:
-            loc.set(0.0)
-        fem_petsc.assemble_vector(R, self._Fint_form)
-        R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        R = self._assemble_residual(self._Fint_form)
         bs = self.tdim
         nown = self.V.dofmap.index_map.size_local
         dofs = dofs[dofs < nown]
