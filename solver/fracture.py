@@ -208,8 +208,8 @@ class FractureProblem:
         raise ValueError("damaged_domain has no continuous driving force; see update_history")
 
     def update_history(self) -> None:
-        """H <- max(H, Dtilde) per cell (damaged_domain: mark cells whose
-        principal stress reached sigma_m0)."""
+        """H <- max(H, Dtilde) per cell (damaged_domain: H <- max(H,
+        sigma_1 / sigma_m0), and solve() sets d = 1 where H >= 1)."""
         if self.model == "damaged_domain":
             self._update_damaged_domain()
             return
@@ -227,11 +227,9 @@ class FractureProblem:
         thr = damaged_domain_threshold(n1, m, self.dd_threshold, self.dd_ratio)
         ratio = s1 / thr
         self.Dtilde.x.array[self._qdofs] = ratio
-        hit = ratio >= 1.0
         h = self.H.x.array
-        h[self._qdofs] = np.maximum(h[self._qdofs], ratio)
+        h[self._qdofs] = np.maximum(h[self._qdofs], ratio)  # H = max_t sigma_1 / sigma_m0
         self.H.x.scatter_forward()
-        self._hit = hit
 
     def solve(self) -> int:
         """Solve the damage equation with the current H (CG + GAMG); d never
@@ -239,10 +237,8 @@ class FractureProblem:
         damaged_domain: d = 1 where sigma_1 >= sigma_m0 (no solve, 0)."""
         d = self.d.x.array
         if self.model == "damaged_domain":
-            if not hasattr(self, "_hit"):
-                self._update_damaged_domain()
             vals = d[self._qdofs]
-            vals[self._hit] = 1.0
+            vals[self.H.x.array[self._qdofs] >= 1.0] = 1.0
             d[self._qdofs] = vals
             self.d.x.scatter_forward()
             self.krylov_iterations = 0

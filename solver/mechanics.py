@@ -306,6 +306,19 @@ class MechanicsProblem:
                     add(fem.locate_dofs_topological(V.sub(j), tdim - 1, facets), j, c)
         return bcs, bcs0
 
+    def add_dirichlet(self, tag_name: str, component: int, value: float = 0.0) -> None:
+        """Hold one displacement component [um] on a tagged boundary, in
+        addition to the loading section (e.g. u_y = 0 on the sides in Miehe's
+        shear test). Call before solve()."""
+        facets = self.domain.facet_tags.find(self._tag(tag_name))
+        Vj = self.V.sub(component)
+        dofs = fem.locate_dofs_topological(Vj, self.tdim - 1, facets)
+        bc = fem.dirichletbc(PETSc.ScalarType(value), dofs, Vj)
+        bc0 = fem.dirichletbc(PETSc.ScalarType(0.0), dofs, Vj)
+        self.bcs.append(bc)
+        self.bcs0.append(bc0)
+        self.solver.bcs.append(bc0)
+
     def set_load(self, t: float) -> float:
         """Set the load of the schedule at time t [s]; returns it in SI (m or Pa)."""
         val = schedule_value(self.load.value, t) if self.load.type != "none" else 0.0
