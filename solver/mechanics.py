@@ -24,6 +24,16 @@ switch), so it is solved by Newton's method; each Newton step is a symmetric
 positive definite solve with CG + GAMG (rigid-body near-nullspace), prefix
 ``mechanics_`` (overrides: ``solver.petsc.mechanics``). With split ``none``
 (or damaged_domain) it is linear: one step.
+
+Use::
+
+    mech = MechanicsProblem(domain, cfg, xi=xi, d=d)   # xi P1, d P1 or DG0 (caller's)
+    its = mech.solve(t)                  # Krylov iterations; SolveError on failure
+    mech.residual_norm()                 # relative equilibrium residual (stagger tol_u)
+    mech.pressure(), mech.stress(), mech.stress_undegraded(), mech.psi_plus()   # UFL, MPa
+    mech.elastic_energy() [J/m], mech.reaction_force("counter_electrode") [N/m per component]
+    mech.max_pressure() [Pa]; mech.derived_functions() / update_derived()     # DG0 fields in Pa
+    mech.save_state() / restore_state(); mech.dofs(); mech.add_dirichlet(tag, comp, value)
 """
 
 from __future__ import annotations
