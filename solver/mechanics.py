@@ -199,7 +199,13 @@ class MechanicsProblem:
         self.split_kind = split
         self.eps_v = fem.Constant(msh, PETSc.ScalarType(mech.eigenstrain))
         eye = ufl.Identity(3)
-        self.eps_star = self.eps_v / 3.0 * self.h * eye
+        # Metal present at the start (electrode layers, Na-filled flaws) is the
+        # stress-free reference: only Na deposited since then expands,
+        # eps* = eps_v/3 (h(xi) - h(xi_0)) I.
+        self.xi_ref = fem.Function(S, name="metal_reference")
+        self.xi_ref.x.array[:] = self.xi.x.array
+        self.h_ref = h_interp(ufl.max_value(ufl.min_value(self.xi_ref, 1.0), 0.0))
+        self.eps_star = self.eps_v / 3.0 * (self.h - self.h_ref) * eye
         self.eps_e = strain3(self.u, tdim) - self.eps_star
         psi_p, psi_m, s_p, s_m = EnergySplit(split, C, tdim).parts(self.eps_e)
         self._psi_p, self._psi_m = psi_p, psi_m
