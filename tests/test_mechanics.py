@@ -407,3 +407,24 @@ def test_3d_uniaxial_and_eigenstrain(comm):
         assert everywhere(comm, np.allclose(sig, expect[None], atol=1e-6 * s))
         U = (s**2 * 64.0 / (2 * E) * 1e-12) if load else 0.0  # J
         assert mp.elastic_energy() == pytest.approx(U, rel=1e-6, abs=1e-20)
+
+
+@pytest.mark.mpi
+def test_derived_fields_uniaxial(comm):
+    """Derived DG0 outputs [Pa] under uniaxial plane-strain tension s along y
+    in a crystal with planes at theta: p = -(1+nu) s/3, von Mises
+    s sqrt(1 - nu + nu^2), max principal s, conduction-plane normal traction
+    s cos^2 theta and shear s |sin theta cos theta|."""
+    s, nu, theta = 50.0, 0.22, 0.3
+    cfg, dom, mp = uniaxial(comm, theta=theta, s=-s * 1e6)
+    f = {fn.name: fn.x.array for fn in mp.derived_functions()}
+    expect = {
+        "hydrostatic_pressure": -(1 + nu) * s / 3,
+        "von_mises_stress": s * np.sqrt(1 - nu + nu**2),
+        "max_principal_stress": s,
+        "plane_normal_traction": s * np.cos(theta) ** 2,
+        "plane_shear_traction": s * abs(np.sin(theta) * np.cos(theta)),
+    }
+    for name, val in expect.items():
+        assert everywhere(comm, np.allclose(f[name], val * 1e6, rtol=1e-6)), name
+    assert mp.max_pressure() == pytest.approx(-(1 + nu) * s / 3 * 1e6, rel=1e-6)
