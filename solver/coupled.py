@@ -50,7 +50,7 @@ class CoupledSolver:
     Shared fields, created here and handed to the problems:
       xi (P1)  Na-metal phase, copied from electrochemistry after (E)
       d        fracture phase field (P1; DG0 for 'damaged_domain'), copied after (F)
-      p (P1)   hydrostatic pressure [MPa], interpolated from mechanics after (M)
+      p (DG0)  hydrostatic pressure [MPa], interpolated from mechanics after (M)
     """
 
     def __init__(self, ctx):
@@ -66,7 +66,11 @@ class CoupledSolver:
         self.xi = fem.Function(V1, name="metal")
         d_space = fem.functionspace(msh, ("DG", 0)) if cfg.fracture.model == "damaged_domain" else V1
         self.d = fem.Function(d_space, name="damage")
-        self.p = fem.Function(V1, name="hydrostatic_pressure_MPa")
+        # cell-wise (DG0) pressure: the stress of P1 displacements jumps between
+        # cells, and a vertex value would depend on the cell visited last (on
+        # the partition)
+        Q0 = fem.functionspace(msh, ("DG", 0))
+        self.p = fem.Function(Q0, name="hydrostatic_pressure_MPa")
         self.ec = self.mech = self.frac = None
         if cfg.electrochemistry.enabled:
             from .electrochemistry import ElectrochemistryProblem
@@ -77,7 +81,7 @@ class CoupledSolver:
             from .mechanics import MechanicsProblem
 
             self.mech = MechanicsProblem(self.domain, cfg, xi=self.xi, d=self.d)
-            self._p_expr = fem.Expression(self.mech.pressure(), V1.element.interpolation_points())
+            self._p_expr = fem.Expression(self.mech.pressure(), Q0.element.interpolation_points())
         if cfg.fracture.enabled:
             if self.mech is None:
                 raise ConfigError(["fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)"])
@@ -309,8 +313,7 @@ def run_coupled(ctx) -> None:
         t, step, dt = state["time_s"], state["step"], state["dt_s"]
         ctx.scalars.load_existing(upto_step=step)
         log.info(f"restart from step {step}, t = {t:.4e} s ({state['ranks']} -> {ctx.comm.size} ranks)")
-    writer = FieldWriter(ctx.outdir / "fields.xdmf", solver.domain.mesh,
-                         mode="a" if ctx.restart else "w", keep_until=t if ctx.restart else None)
+    writer = FieldWriter(ctx.outdir / "fields.xdmf", solver.domain.mesh, restart_time=t if ctx.restart else None)
     if not ctx.restart:
         with ctx.phase("output"):
             writer.write(solver.output_functions(), 0.0)

@@ -70,6 +70,7 @@ class ScalarTable:
                     continue
                 if upto_step is None or step <= upto_step:
                     self.rows.append(row)
+        self.rewrite()  # drop the rows after the restart step from the file too
 
     def append(self, row: dict) -> None:
         """Add a row (replacing rows with the same or a later step).

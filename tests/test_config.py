@@ -78,7 +78,7 @@ BAD = [
     ({"mesh": {"h": "-1 um"}}, "mesh.h", "greater than 0"),
     ({"mesh": {"h": "1 MPa"}}, "mesh.h", "expected a length"),
     ({"mesh": {"kind": "hexagon"}}, "mesh.kind", "'voronoi'"),
-    ({"mesh": {"kind": "voronoi"}}, "mesh", "needs 'grains' or 'grain_size'"),
+    ({"mesh": {"kind": "voronoi"}}, "mesh", "needs 'grains', 'grain_size' or 'seeds_file'"),
     ({"fracture": {"strength_bulk": "300 kg"}}, "fracture.strength_bulk", "expected a pressure"),
     ({"fracture": {"model": "griffith"}}, "fracture.model", "'damaged_domain'"),
     ({"materials": {"electrolyte": {"poisson_ratio": 0.7}}}, "materials.electrolyte.poisson_ratio", "less than 0.5"),

@@ -1,0 +1,197 @@
+"""The staggered coupled solver (VERIFICATION.md C1, C2) and run control:
+adaptive dt with cut-back, failure with a usable checkpoint, restart,
+physics-change refusal, SIGTERM/kill -9 then restart."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A small coupled problem: two grains, a Na layer on the plating electrode,
+# all five fields, potentiostatic plating at 0.1 V. The electrolyte is made
+# strong here (3 GPa) so that the deposit loads it without cracking: these
+# tests are about the time loop, not about crack growth.
+SMALL = {
+    "name": "small_coupled",
+    "mesh": {"kind": "rectangle", "width": "4 um", "height": "4 um", "structured": 16, "grains": 2, "seed": 1,
+             "orientation": {"mode": "given", "angles": ["30 deg", "120 deg"]}},
+    "electrochemistry": {"interface_width": "0.5 um", "initial_na": [{"type": "layer", "thickness": "1.2 um"}]},
+    "fracture": {"model": "stress", "length_scale": "0.5 um", "strength_bulk": "3 GPa", "strength_plane": "3 GPa",
+                 "strength_grain_boundary": "3 GPa"},
+    "loading": {"electrical": {"control": "potentiostatic", "voltage": "0.1 V"}},
+    "time": {"t_end": "0.06 s", "dt": "0.01 s", "growth": 1.0},
+    "output": {"every": 2, "checkpoint_every": 3},
+}
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path / "scalars.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _cfg(overrides=(), base=SMALL):
+    from solver.config import load_config
+
+    return load_config(raw=json.loads(json.dumps(base)), overrides=list(overrides))
+
+
+def _checkpoint_array(directory: Path, key: str, comm):
+    """Read one checkpointed function back (on ``comm``) as a gathered array."""
+    import adios4dolfinx
+
+    from solver.coupled import CoupledSolver
+    from solver.run import RunContext
+
+    state = json.loads((directory / "checkpoint" / "state.json").read_text())
+    cfg = _cfg()
+    ctx = RunContext(cfg, directory / "reread", comm)
+    solver = CoupledSolver(ctx)
+    f = solver.checkpoint_functions()[key]
+    adios4dolfinx.read_function(directory / "checkpoint" / state["file"], f, time=0.0, name=key)
+    return f
+
+
+@pytest.mark.mpi
+def test_coupled_serial_and_parallel_scalars_agree(comm, shared_tmp):
+    """C1: the same scalars on 1 rank (COMM_SELF) and on all ranks, 1e-6 relative."""
+    from mpi4py import MPI
+
+    from solver.run import run
+
+    # tolerances tight enough that partition round-off, not the stagger or
+    # Newton stopping point, sets the difference
+    cfg = _cfg(["time.t_end=0.03 s", "solver.stagger.tol_xi=1e-9", "solver.stagger.tol_u=1e-9",
+                "solver.stagger.max_iterations=40", "solver.newton.rtol=1e-11",
+                "solver.petsc.electrochemistry.ksp_rtol=1e-12", "solver.petsc.mechanics.ksp_rtol=1e-12",
+                "solver.petsc.fracture.ksp_rtol=1e-12"])
+    serial_dir = shared_tmp / f"serial{comm.rank}"
+    assert run(cfg, serial_dir, comm=MPI.COMM_SELF) == 0
+    assert run(cfg, shared_tmp / "parallel", comm=comm) == 0
+    comm.barrier()
+    a, b = _rows(serial_dir), _rows(shared_tmp / "parallel")
+    assert len(a) == len(b) == 3
+    for key in ("metal_area_m2", "charge_C_m", "current_density_A_m2", "dendrite_tip_m", "elastic_energy_J_m",
+                "max_pressure_Pa"):
+        va = np.array([float(r[key]) for r in a])
+        vb = np.array([float(r[key]) for r in b])
+        assert np.allclose(va, vb, rtol=1e-6, atol=1e-12 * np.abs(va).max()), key
+
+
+@pytest.mark.mpi
+def test_faraday_bound_in_the_coupled_run(comm, shared_tmp):
+    """E2 inside the coupled loop: deposited volume = charge Omega / (nF), 1%."""
+    from solver.run import run
+    from solver.scales import FARADAY
+
+    cfg = _cfg(["time.t_end=0.04 s"])
+    assert run(cfg, shared_tmp, comm=comm) == 0
+    rows = _rows(shared_tmp)
+    omega = cfg.materials.sodium.molar_volume
+    area0 = None
+    for r in rows:
+        q, area = float(r["charge_C_m"]), float(r["metal_area_m2"])
+        dv = float(r["deposited_volume_m3_m"])
+        area0 = area - dv if area0 is None else area0
+        assert dv == pytest.approx(q * omega / FARADAY, rel=0.01)
+        assert area - area0 == pytest.approx(dv, rel=0.01)
+
+
+@pytest.mark.mpi
+def test_restart_reproduces_the_uninterrupted_run(comm, shared_tmp):
+    """C2: stop at step 3, restart from the checkpoint, same final state as
+    a straight run (1e-10 relative) and no duplicate rows."""
+    from solver.run import run
+
+    full, split = shared_tmp / "full", shared_tmp / "split"
+    assert run(_cfg(), full, comm=comm) == 0
+    assert run(_cfg(["time.max_steps=3"]), split, comm=comm) == 0
+    assert [int(r["step"]) for r in _rows(split)] == [1, 2, 3]
+    assert run(_cfg(), split, comm=comm, restart=True) == 0
+    comm.barrier()
+    a, b = _rows(full), _rows(split)
+    assert [int(r["step"]) for r in b] == [1, 2, 3, 4, 5, 6]
+    for key in ("time_s", "metal_area_m2", "charge_C_m", "elastic_energy_J_m", "crack_length_m"):
+        assert float(b[-1][key]) == pytest.approx(float(a[-1][key]), rel=1e-10, abs=1e-300), key
+    fa = _checkpoint_array(full, "ec_u", comm)
+    fb = _checkpoint_array(split, "ec_u", comm)
+    assert np.allclose(fa.x.array, fb.x.array, rtol=1e-10, atol=1e-12)
+    summary = json.loads((split / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 6
+
+
+@pytest.mark.mpi
+def test_restart_refuses_changed_physics(comm, shared_tmp):
+    from solver.config import ConfigError
+    from solver.run import run
+
+    assert run(_cfg(["time.max_steps=1"]), shared_tmp, comm=comm) == 0
+    with pytest.raises(ConfigError, match="physics in the config changed"):
+        run(_cfg(["fracture.length_scale=0.6 um"]), shared_tmp, comm=comm, restart=True)
+
+
+@pytest.mark.mpi
+def test_forced_failure_cuts_dt_then_stops_with_a_usable_checkpoint(comm, shared_tmp):
+    """A mechanics KSP that cannot converge: dt is halved until dt_min, the
+    run stops with status 'failed' (exit 2) and the last good state can be
+    restarted from."""
+    from solver.run import EXIT_FAILED, run
+
+    cfg = _cfg(["time.dt_min=0.002 s", "solver.petsc.mechanics.ksp_max_it=1", "solver.petsc.mechanics.ksp_rtol=1e-14"])
+    assert run(cfg, shared_tmp, comm=comm) == EXIT_FAILED
+    comm.barrier()
+    summary = json.loads((shared_tmp / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["steps"] == 0
+    log = (shared_tmp / "log.txt").read_text()
+    assert log.count("rejected") == 3  # 0.01 -> 0.005 -> 0.0025 -> 0.00125 < dt_min
+    state = json.loads((shared_tmp / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 0
+    assert run(_cfg(["time.t_end=0.02 s"]), shared_tmp, comm=comm, restart=True) == 0
+
+
+def _wait_for_rows(path: Path, n: int, proc, timeout=240):
+    start = time.time()
+    while time.time() - start < timeout:
+        if (path / "scalars.csv").exists() and len(_rows(path)) >= n:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 130), (signal.SIGKILL, -9)])
+def test_killed_run_restarts(tmp_path, sig, code):
+    """SIGTERM (batch scheduler) stops cleanly with status 'interrupted' and
+    exit 130; kill -9 leaves the last periodic checkpoint. Both restart and
+    finish with one row per step."""
+    import yaml
+
+    cfg_path = tmp_path / "c.yaml"
+    base = json.loads(json.dumps(SMALL))
+    base["time"] = {"t_end": "0.3 s", "dt": "0.01 s", "growth": 1.0}
+    base["output"] = {"every": 5, "checkpoint_every": 2}
+    cfg_path.write_text(yaml.safe_dump(base))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert _wait_for_rows(out, 5, proc), "run did not start"
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=120)
+    assert proc.returncode == code
+    if sig == signal.SIGTERM:
+        assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+    res = subprocess.run(cmd + ["--restart", "--set", "time.t_end=0.15 s"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:]
+    steps = [int(r["step"]) for r in _rows(out)]
+    assert steps == list(range(1, 16))
