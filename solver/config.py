@@ -292,6 +292,10 @@ class Mechanics(Section):
     eigenstrain: Annotated[float, Field(ge=0.0)] = Field(0.2, description="eps_v, deposition volume strain [-]")
     residual_stiffness: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(1e-6, description="k_res [-]")
     constraint: Literal["plane_strain"] = "plane_strain"
+    newton_rtol: Annotated[float, Field(gt=0, lt=1)] = Field(
+        1e-8, description="relative residual tolerance of the Newton loop (needed by the nonlinear splits)"
+    )
+    max_newton_iterations: int = Field(30, ge=1, description="Newton iterations per mechanics solve")
 
 
 # --------------------------------------------------------------------------
@@ -302,10 +306,6 @@ class DamagedDomain(Section):
     threshold_ratio: Annotated[float, Field(ge=1.0)] = Field(
         10.0, description="threshold across / along the planes [-]"
     )
-    newton_rtol: Annotated[float, Field(gt=0, lt=1)] = Field(
-        1e-8, description="relative residual tolerance of the Newton loop (needed by the nonlinear splits)"
-    )
-    max_newton_iterations: int = Field(30, ge=1, description="Newton iterations per mechanics solve")
     modulus_factor: Annotated[float, Field(gt=0.0, le=1.0)] = Field(1e-4, description="E x this in damaged cells")
     orientation_cell_size: Length = Field(10e-6, description="size of the random orientation cells [m]")
     seed: int = 7
@@ -362,6 +362,12 @@ class MechanicalLoad(Section):
     type: Literal["none", "displacement", "pressure"] = "none"
     boundary: str = Field("counter_electrode", description="facet tag name where the load acts")
     fixed: str = Field("plating_electrode", description="facet tag name held fixed (u = 0)")
+    support: Literal["clamped", "roller"] = Field(
+        "clamped",
+        description="'clamped': u = 0 on 'fixed' (and all components prescribed on a displaced 'boundary'); "
+        "'roller': only the normal component on 'fixed' (plus one pinned point) and only the loaded "
+        "components on 'boundary'",
+    )
     direction: tuple[float, ...] = Field((0.0, 1.0), description="unit direction of the displacement")
     value: Optional[Union[float, Schedule]] = Field(
         None, description="displacement [m] or pressure [Pa], constant or schedule"
@@ -372,12 +378,6 @@ class MechanicalLoad(Section):
         if self.type != "none" and self.value is None:
             raise ValueError(f"mechanical load type '{self.type}' needs 'value'")
         return self
-    support: Literal["clamped", "roller"] = Field(
-        "clamped",
-        description="'clamped': u = 0 on 'fixed' (and all components prescribed on a displaced 'boundary'); "
-        "'roller': only the normal component on 'fixed' (plus one pinned point) and only the loaded "
-        "components on 'boundary'",
-    )
 
 
 class Loading(Section):
