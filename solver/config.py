@@ -414,6 +414,12 @@ PetscValue = Union[str, int, float, bool, None]
 
 class Stagger(Section):
     max_iterations: int = Field(10, ge=1, description="N_stag")
+    on_max_iterations: Literal["cutback", "accept"] = Field(
+        "cutback",
+        description="after N_stag iterations without convergence: 'cutback' (restore, cut dt) or 'accept' the "
+        "step (logged, stagger_converged = 0 in scalars.csv) if max_dxi/max_dd hold; 'accept' suits "
+        "crack growth that a smaller dt cannot slow down",
+    )
     tol_d: Annotated[float, Field(gt=0)] = Field(1e-4, description="max |d_k - d_{k-1}| between stagger iterations")
     tol_xi: Annotated[float, Field(gt=0)] = Field(1e-3, description="max |xi_k - xi_{k-1}| between stagger iterations")
     tol_u: Annotated[float, Field(gt=0)] = Field(1e-6, description="relative mechanics residual")

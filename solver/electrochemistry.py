@@ -363,6 +363,7 @@ class ElectrochemistryProblem:
         self.last_current = 0.0  # A/m (last solve)
         self.newton_iterations = 0
         self.krylov_iterations = 0
+        self.fallback_solves = 0
         self.wall = 0.0
         self._saved = None
 
@@ -408,12 +409,35 @@ class ElectrochemistryProblem:
         self.A.assemble()
 
     def _linear_solve(self, rhs, sol) -> int:
+        """Krylov solve; if it fails, one retry with a parallel direct solve
+        (MUMPS, prefix ``electrochemistry_fallback_``), logged and counted."""
         self.ksp.solve(rhs, sol)
         its = self.ksp.getIterationNumber()
         reason = self.ksp.getConvergedReason()
         if reason < 0:
-            raise SolveError(f"electrochemistry linear solve diverged (KSP reason {reason}, {its} iterations)")
+            fb = self._fallback_ksp()
+            fb.setOperators(self.A)
+            fb.solve(rhs, sol)
+            self.fallback_solves += 1
+            if fb.getConvergedReason() < 0 or not np.isfinite(sol.norm()):
+                raise SolveError(f"electrochemistry linear solve diverged (KSP reason {reason}, {its} iterations; "
+                                 f"direct fallback reason {fb.getConvergedReason()})")
+            if self.fallback_solves in (1, 10, 100, 1000) and self.comm.rank == 0:
+                import logging
+
+                logging.getLogger("nacrack").info(
+                    f"electrochemistry: Krylov solve failed (reason {reason}); direct fallback used "
+                    f"({self.fallback_solves} time(s) so far)")
         return its
+
+    def _fallback_ksp(self):
+        if getattr(self, "_fb_ksp", None) is None:
+            prefix = self.prefix + "fallback_"
+            set_options(prefix, {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
+            self._fb_ksp = PETSc.KSP().create(self.comm)
+            self._fb_ksp.setOptionsPrefix(prefix)
+            self._fb_ksp.setFromOptions()
+        return self._fb_ksp
 
     def _voltage_sensitivity(self):
         """b = dU/dV: J b = -J_fD e (free rows), b_D = e (unit cell voltage)."""
