@@ -96,7 +96,7 @@ def test_run_writes_interface_outputs(comm, shared_tmp):
     from solver.output import SCALAR_COLUMNS
     from solver.run import run
 
-    cfg = load_config("configs/demo.yaml", ["mesh.h=1 um", "time.t_end=3 s"])
+    cfg = load_config("configs/verification/conduction_polycrystal.yaml", ["mesh.h=1 um", "time.t_end=3 s"])
     code = run(cfg, shared_tmp, comm=comm)
     assert code == 0
     comm.barrier()

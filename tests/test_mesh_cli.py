@@ -52,7 +52,7 @@ def test_solver_mesh_example_configs(name, tmp_path):
 
 
 def test_solver_mesh_rectangle_and_3d(tmp_path):
-    r = run_mesh(ROOT / "configs" / "demo.yaml", tmp_path / "rect")
+    r = run_mesh(ROOT / "configs" / "verification" / "conduction_polycrystal.yaml", tmp_path / "rect")
     assert r.returncode == 0, r.stderr
     info = check_outputs(tmp_path / "rect", gmsh_kind=False)
     assert len(info["orientation"]["angles"]) == info["n_grains"]

@@ -18,7 +18,7 @@ def test_pvpython_opens_fields_and_renders(tmp_path):
     from solver.run import run
 
     out = tmp_path / "run"
-    assert run(load_config(ROOT / "configs/demo.yaml", ["mesh.h=1 um", "time.t_end=2 s"]), out) == 0
+    assert run(load_config(ROOT / "configs/verification/conduction_polycrystal.yaml", ["mesh.h=1 um", "time.t_end=2 s"]), out) == 0
     png = tmp_path / "shot.png"
     res = subprocess.run(["xvfb-run", "-a", "pvpython", str(ROOT / "paraview/open_fields.py"),
                           str(out / "fields.xdmf"), "--screenshot", str(png)],
