@@ -124,6 +124,7 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
                 ctx.status = "failed"
                 code = EXIT_FAILED
             ctx.write_summary()
+            comm.barrier()  # every rank returns after rank 0 has written the files
     log.info(
         f"status {ctx.status}: {ctx.steps} steps, t = {ctx.time:.4e} s, wall {ctx.wall():.1f} s "
         f"({', '.join(f'{k} {v:.1f} s' for k, v in ctx.timers.items())})"

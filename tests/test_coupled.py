@@ -195,3 +195,37 @@ def test_killed_run_restarts(tmp_path, sig, code):
     assert res.returncode == 0, res.stdout[-3000:]
     steps = [int(r["step"]) for r in _rows(out)]
     assert steps == list(range(1, 16))
+
+
+@pytest.mark.mpi
+def test_restart_on_another_number_of_ranks(comm, shared_tmp):
+    """A checkpoint written on 1 rank restarts on all ranks (adios4dolfinx,
+    input mesh ordering) and ends where a straight run on all ranks ends."""
+    from mpi4py import MPI
+    from petsc4py import PETSc  # noqa: F401  (PETSc initialisation is collective: all ranks first)
+
+    from solver.run import run
+
+    if comm.rank == 0:
+        assert run(_cfg(["time.max_steps=3"]), shared_tmp / "split", comm=MPI.COMM_SELF) == 0
+    comm.barrier()
+    assert run(_cfg(), shared_tmp / "split", comm=comm, restart=True) == 0
+    assert run(_cfg(), shared_tmp / "full", comm=comm) == 0
+    a, b = _rows(shared_tmp / "full"), _rows(shared_tmp / "split")
+    assert [int(r["step"]) for r in b] == [1, 2, 3, 4, 5, 6]
+    for key in ("metal_area_m2", "charge_C_m", "elastic_energy_J_m"):
+        assert float(b[-1][key]) == pytest.approx(float(a[-1][key]), rel=1e-6), key
+
+
+@pytest.mark.mpi
+def test_short_circuit_stops_the_run(comm, shared_tmp):
+    """Metal within short_circuit_distance of the counter electrode: status
+    short_circuit (exit 0), time and location in summary.json."""
+    from solver.run import run
+
+    cfg = _cfg(["time.short_circuit_distance=2.9 um", "time.t_end=1 s"])  # layer top at 1.2 um, H = 4 um
+    assert run(cfg, shared_tmp, comm=comm) == 0
+    summary = json.loads((shared_tmp / "summary.json").read_text())
+    assert summary["status"] == "short_circuit" and summary["steps"] == 1
+    x, y = summary["short_circuit"]["location_m"]
+    assert y == pytest.approx(1.2e-6, abs=0.1e-6) and 0.0 <= x <= 4e-6
