@@ -87,8 +87,12 @@ def cross_check(cfg: Config) -> list[str]:
                         "(expected 'displacement' or 'pressure')")
     if cfg.time.dt_max is not None and cfg.time.dt_max < cfg.time.dt:
         problems.append(f"time.dt_max = {cfg.time.dt_max:g}: smaller than time.dt = {cfg.time.dt:g}; expected dt <= dt_max")
-    if cfg.mesh.h_fine is None and cfg.mesh.h > cfg.mesh.height / 2:
+    if cfg.mesh.kind == "rectangle" and cfg.mesh.h > cfg.mesh.height / 2:
         problems.append(f"mesh.h = {cfg.mesh.h:g}: larger than half the box height ({cfg.mesh.height:g} m); expected a finer mesh")
+    if cfg.mesh.kind != "rectangle" and cfg.mesh.kind != "file":
+        from meshes.generate import check as mesh_check  # geometry only: no gmsh, no DOLFINx
+
+        problems.extend(mesh_check(cfg.mesh)[0])
     return problems
 
 
