@@ -151,12 +151,14 @@ def _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
         g = grid.copy()
         (g.point_data if where == "point" else g.cell_data)[title] = vals
         pl.add_mesh(g, scalars=title, cmap=cmap, clim=clim, show_scalar_bar=True,
-                    scalar_bar_args={"title": title, "vertical": False, "fmt": "%.3g"})
+                    scalar_bar_args={"title": title, "vertical": False, "fmt": "%.3g", "title_font_size": 14,
+                                     "label_font_size": 12, "position_x": 0.15, "position_y": 0.03, "width": 0.7,
+                                     "height": 0.08})
         if lines is not None:
             pl.add_mesh(lines, color="black", line_width=1.5)
         pl.add_text(f"t = {t:.4g} s", font_size=9)
         pl.view_xy()
-        pl.camera.zoom(1.1)
+        pl.camera.zoom(0.95)
     pl.screenshot(str(path))
     pl.close()
 
