@@ -196,10 +196,8 @@ class CoupledSolver:
             row.update(self.ec.scalars(t))
         if self.mech is not None:
             row["elastic_energy_J_m"] = self.mech.elastic_energy()
-            if self.ec is None:
-                for name in ("counter_electrode",):
-                    f = self.mech.reaction_force(name)
-                    row["reaction_force_y_N_m"] = float(f[1])
+            if self.ec is None:  # standalone mechanics: the load on the loaded boundary
+                row["reaction_force_y_N_m"] = float(self.mech.reaction_force(self.cfg.loading.mechanical.boundary)[1])
         if self.frac is not None:
             row["crack_length_m"] = self.frac.crack_length()
             row["crack_tip_m"] = self.frac.crack_tip()

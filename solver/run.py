@@ -137,14 +137,9 @@ def _run_problem(ctx: RunContext) -> None:
     if cfg.electrochemistry.enabled and cfg.electrochemistry.model == "conduction":
         run_conduction(ctx)
         return
-    try:
-        from . import coupled
-    except ImportError:
-        raise NotImplementedError(
-            "this config needs the coupled solver (electrochemistry.model 'phase_field', mechanics or "
-            "fracture), which is not in this version; use electrochemistry.model: conduction"
-        ) from None
-    coupled.run_coupled(ctx)
+    from .coupled import run_coupled
+
+    run_coupled(ctx)
 
 
 def run_conduction(ctx: RunContext) -> None:

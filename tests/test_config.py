@@ -145,8 +145,10 @@ def test_check_imports_no_dolfinx():
 def test_all_shipped_configs_are_valid():
     configs = sorted((ROOT / "configs").rglob("*.yaml"))
     assert configs
+    from solver.preflight import cross_check
+
     for path in configs:
-        load_config(path)
+        assert cross_check(load_config(path)) == [], path  # includes the mesh geometry checks
 
 
 def test_config_reference_is_up_to_date():
