@@ -32,8 +32,13 @@ class SolveError(RuntimeError):
 
 
 def set_options(prefix: str, defaults: dict, overrides: dict | None = None) -> dict:
-    """Write defaults then overrides into the global PETSc options database."""
+    """Write defaults then overrides into the global PETSc options database,
+    after removing what an earlier problem left under the same prefix (so
+    one run's overrides never leak into the next problem built in-process)."""
     opts = PETSc.Options()
+    for key in list(opts.getAll()):
+        if key.startswith(prefix):
+            opts.delValue(key)
     merged = {**defaults, **(overrides or {})}
     for key, value in merged.items():
         key = key.lstrip("-")
