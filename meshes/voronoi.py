@@ -73,6 +73,15 @@ def polygon_centroid(xy: np.ndarray) -> np.ndarray:
     return np.array([((x + x1) * cross).sum(), ((y + y1) * cross).sum()]) / (6.0 * a)
 
 
+def _clean_vertices(vertices, used, size, tol):
+    """Snap the used Voronoi vertices to the box, merge those closer than
+    tol; returns (unique vertices, {old index: new index})."""
+    pts = _snap(vertices[used], size, tol)
+    rep = _merge_close(pts, tol)
+    uniq, new_of_rep = np.unique(rep, return_inverse=True)
+    return pts[uniq], {old: int(new_of_rep[k]) for k, old in enumerate(used)}
+
+
 def _merge_close(points: np.ndarray, tol: float) -> np.ndarray:
     """Representative index for each point: points closer than tol merge."""
     parent = np.arange(len(points))
@@ -194,11 +203,7 @@ def clipped_voronoi_2d(seeds: np.ndarray, width: float, height: float) -> Tessel
     used = sorted({v for i in range(n) for v in vor.regions[vor.point_region[i]]})
     if -1 in used:
         raise RuntimeError("clipped Voronoi: an original cell is unbounded (seed outside the box?)")
-    pts = _snap(vor.vertices[used], size, tol)
-    rep = _merge_close(pts, tol)
-    uniq, new_of_rep = np.unique(rep, return_inverse=True)
-    verts = pts[uniq]
-    old_to_new = {old: int(new_of_rep[k]) for k, old in enumerate(used)}
+    verts, old_to_new = _clean_vertices(vor.vertices, used, size, tol)
     cells = []
     for i in range(n):
         idx = [old_to_new[v] for v in vor.regions[vor.point_region[i]]]
@@ -360,11 +365,7 @@ def clipped_voronoi_3d(seeds: np.ndarray, size) -> Tessellation3D:
     used = sorted({v for _, _, rv in ridges for v in rv})
     if -1 in used:
         raise RuntimeError("clipped Voronoi: unbounded face of an original cell")
-    pts = _snap(vor.vertices[used], size, tol)
-    rep = _merge_close(pts, tol)
-    uniq, new_of_rep = np.unique(rep, return_inverse=True)
-    verts = pts[uniq]
-    old_to_new = {old: int(new_of_rep[k]) for k, old in enumerate(used)}
+    verts, old_to_new = _clean_vertices(vor.vertices, used, size, tol)
     faces, cells = [], [[] for _ in range(n)]
     for i, j, rv in ridges:
         if i >= n:
