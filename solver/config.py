@@ -423,6 +423,12 @@ class Stagger(Section):
     tol_d: Annotated[float, Field(gt=0)] = Field(1e-4, description="max |d_k - d_{k-1}| between stagger iterations")
     tol_xi: Annotated[float, Field(gt=0)] = Field(1e-3, description="max |xi_k - xi_{k-1}| between stagger iterations")
     tol_u: Annotated[float, Field(gt=0)] = Field(1e-6, description="relative mechanics residual")
+    fracture_iterations: int = Field(
+        1, ge=1,
+        description="inner mechanics <-> fracture iterations per (F) stage, until max|dd| <= tol_d: resolves an "
+        "unstable crack jump at fixed deposit within one step instead of letting it creep over many steps; "
+        "1 = the plain M -> E -> F scheme of MODEL.md",
+    )
 
 
 class Newton(Section):
