@@ -273,6 +273,13 @@ class Electrochemistry(Section):
         "none", description="chi(d, xi): where Na may deposit"
     )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
+    plating_electrode: Literal["blocking", "reactive"] = Field(
+        "blocking",
+        description="blocking: no Na+ flux through y = 0 (Na+ leaves the electrolyte only into xi); "
+        "reactive: Butler-Volmer current through the bare electrolyte/anode interface at y = 0, "
+        "i_b = -i0 [exp((1-alpha) f eta_a) - c~ exp(-alpha f eta_a)] (1 - h(xi)), eta_a = -phi - E0 "
+        "(no stress term: the anode is free); the plated Na joins the anode outside the domain",
+    )
     anisotropy_strength: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="delta_a [-]")
     anisotropy_mode: int = Field(4, ge=1, description="omega, fold of the interface anisotropy [-]")
     concentration_ratio: Annotated[float, Field(gt=0.0)] = Field(

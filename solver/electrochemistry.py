@@ -32,10 +32,19 @@ Sign conventions (documented choice)
 * The counter electrode (y = H, tag 2) is an ideal, non-polarisable Na
   reservoir: phi = V (the cell voltage, counter minus plating electrode) and
   c~ = ``electrochemistry.concentration_ratio`` there.
-* The plating electrode is blocking for ions (zero flux of phi and c~): Na+
-  only leaves the electrolyte by deposition, so the cell current equals the
-  deposition rate (Faraday). Inside the metal phi is the electrolyte potential
-  continued with the (capped) conductivity sigma_Na: nearly flat.
+* The plating electrode (``electrochemistry.plating_electrode``) is either
+  ``blocking`` (default): zero flux of phi and c~, Na+ only leaves the
+  electrolyte by deposition into xi, so the cell current equals the
+  deposition rate (Faraday); or ``reactive``: the bare electrolyte/anode
+  interface takes the Butler-Volmer current (outward normal -y)
+
+      -sigma grad phi . n = i_b = -i0 B(eta_a, c~) (1 - h(xi)),  eta_a = -phi - E0,
+
+  without stress term (the anode is free); the Na+ flux out is
+  N . n = i_b / (nF), and the plated Na joins the anode outside the domain
+  (it is not in xi). Cell current = deposition rate + int i_b ds.
+  Inside the metal phi is the electrolyte potential continued with the
+  (capped) conductivity sigma_Na: nearly flat.
 * Current density i > 0 means plating at y = 0 (V > 0); i < 0 stripping.
 
 Internal units (MODEL.md section 6): length um, time s, potential V_T = RT/F,
@@ -46,7 +55,7 @@ n F c_s, so every residual row is in um^2/s:
 
 Electrode control: potentiostatic V(t) (constant or schedule) or galvanostatic
 i(t): the cell voltage is an extra scalar unknown with the global constraint
-n F c_s int d xi/dt dx = i * L_electrode. It is solved by a *bordered Newton*
+n F c_s int d xi/dt dx (+ int i_b ds, reactive) = i * L_electrode. It is solved by a *bordered Newton*
 (block elimination): per iteration one Jacobian, two solves with the same
 preconditioner (the Newton update a and the response b to a unit change of V),
 dV = -(G + g.a) / (g.b). Compared with an outer secant loop on V this costs
@@ -291,14 +300,31 @@ class ElectrochemistryProblem:
         F_c = ((c - c_n) / self.dt * vc + ufl.inner(self.D_eff * (ufl.grad(c) + n * c * ufl.grad(psi)), ufl.grad(vc))
                + P["cs_over_c0"] * rate * vc) * dx
         F_p = (ufl.inner(self.S_eff * ufl.grad(psi), ufl.grad(vp)) + rate * vp) * dx
+        _, ds, _ = domain.measures()
+        self.reactive = ec.plating_electrode == "reactive"
+        total_rate = rate * dx  # um^2/s: all Na+ leaving the electrolyte (x n F c_s = cell current)
+        if self.reactive:
+            # plating rate onto the bare anode [um/s]: j_b = -v0 B(eta_a, c~) (1 - h), v0 = i0 / (n F c_s);
+            # -S grad psi . n = j_b and -D (grad c~ + n c~ grad psi) . n = (c_s/c0) j_b at y = 0
+            v0 = ec.exchange_current_density / (n * scales.FARADAY * P["c_s_mol_m3"]) / scales.LENGTH * scales.TIME
+            f_eta_b = -n * (psi + P["E0"])
+            B_b = ufl.exp((1.0 - alpha) * f_eta_b) - c * ufl.exp(-alpha * f_eta_b)
+            self.j_b = -v0 * B_b * (1.0 - h)
+            dsp = ds(PLATING_ELECTRODE)
+            F_c = F_c + P["cs_over_c0"] * self.j_b * vc * dsp
+            F_p = F_p + self.j_b * vp * dsp
+            total_rate = total_rate + self.j_b * dsp
+            self._anode_rate_form = fem.form(self.j_b * dsp)
         F = F_xi + F_c + F_p
         self.F_form = fem.form(F)
         self.J_form = fem.form(ufl.derivative(F, self.u, ufl.TrialFunction(self.W)))
         # global quantities (internal units)
-        self._rate_form = fem.form(rate * dx)  # um^2/s
+        self._rate_form = fem.form(total_rate)  # um^2/s (cell current / (n F c_s))
         self._area_form = fem.form(xi * dx)  # um^2
-        self._g_form = fem.form(vx / self.dt * dx)  # d/dU of int rate
-        _, ds, _ = domain.measures()
+        if self.reactive:  # d/dU of int rate dx + int j_b ds: depends on U, re-assembled per Newton iteration
+            self._g_form = fem.form(ufl.derivative(total_rate, self.u, v))
+        else:
+            self._g_form = fem.form(vx / self.dt * dx)  # d/dU of int rate
         nrm = ufl.FacetNormal(msh)
         self._flux_form = fem.form(ufl.dot(self.S_eff * ufl.grad(psi), nrm) * ds(COUNTER_ELECTRODE))
         self.electrode_length = self.comm.allreduce(
@@ -448,6 +474,13 @@ class ElectrochemistryProblem:
         fem_petsc.set_bc(self.r, self.bcs_unit)
         return self._linear_solve(self.r, self.sens)
 
+    def _assemble_gvec(self):
+        """g = d/dU [int rate dx (+ int j_b ds)] (free and Dirichlet rows)."""
+        with self.gvec.localForm() as loc:
+            loc.set(0.0)
+        fem_petsc.assemble_vector(self.gvec, self._g_form)
+        self.gvec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+
     def _newton(self, t_new: float):
         """Newton (bordered when galvanostatic). Returns (newton its, krylov its)."""
         x = self.u.x.petsc_vec
@@ -457,10 +490,7 @@ class ElectrochemistryProblem:
             i = self.target_current_density(t_new)
             I_target = i * self.electrode_length * scales.LENGTH / (
                 self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**2
-            with self.gvec.localForm() as loc:
-                loc.set(0.0)
-            fem_petsc.assemble_vector(self.gvec, self._g_form)
-            self.gvec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            self._assemble_gvec()
         kits = 0
         rnorm = r0 = self._assemble_residual()
         if not np.isfinite(r0):
@@ -474,6 +504,8 @@ class ElectrochemistryProblem:
             self.dx_vec.scale(-1.0)  # a = Newton update with V fixed
             dV = 0.0
             if self.galvanostatic:
+                if self.reactive and it > 1:
+                    self._assemble_gvec()  # j_b is nonlinear in (c~, psi)
                 kits += self._voltage_sensitivity()
                 G = self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM) - I_target
                 gb = self.gvec.dot(self.sens)
@@ -625,9 +657,16 @@ class ElectrochemistryProblem:
         return float(self.voltage.value) * self.p["thermal_voltage_V"]
 
     def current_per_depth(self) -> float:
-        """Cell current of the last solve per depth [A/m] = n F c_s int dxi/dt dx
+        """Cell current of the last solve per depth [A/m] = n F c_s int dxi/dt dx (+ int i_b ds, reactive)
         (the variationally consistent counter-electrode current)."""
         return self.last_current
+
+    def anode_current_per_depth(self) -> float:
+        """Current plated directly onto the bare anode (reactive plating
+        electrode) in the last state, int i_b ds [A/m]; 0 when blocking."""
+        if not self.reactive:
+            return 0.0
+        return self._to_current(self.comm.allreduce(fem.assemble_scalar(self._anode_rate_form), op=MPI.SUM))
 
     def boundary_current_per_depth(self) -> float:
         """Counter-electrode current from the potential gradient,
@@ -704,7 +743,17 @@ class ElectrochemistryProblem:
             "deposited_volume_m3_m": area - self.area0 * scales.LENGTH**self.tdim,
             "dendrite_tip_m": tip,
             "max_pressure_Pa": self.max_pressure(),
-        }
+        } | ({"anode_plated_volume_m3_m": self.anode_plated_volume()} if self.reactive else {})
+
+    def faraday_volume(self) -> float:
+        """Volume of Na the passed charge corresponds to, q / (n F c_s) [m^3/m in 2D]."""
+        return self.charge_per_depth() / (self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"])
+
+    def anode_plated_volume(self) -> float:
+        """Na plated onto the bare anode outside the domain [m^3/m in 2D]:
+        q / (n F c_s) - (int xi dx - int xi_0 dx); 0 for a blocking electrode
+        (up to the Newton tolerance)."""
+        return self.faraday_volume() - (self.metal_area() - self.area0 * scales.LENGTH**self.tdim)
 
     def is_short_circuit(self, distance_m: float = 0.0):
         """(True, (x, y) [m]) when metal (xi > 0.5) reaches within distance_m of
