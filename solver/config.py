@@ -280,6 +280,12 @@ class Electrochemistry(Section):
         "i_b = -i0 [exp((1-alpha) f eta_a) - c~ exp(-alpha f eta_a)] (1 - h(xi)), eta_a = -phi - E0 "
         "(no stress term: the anode is free); the plated Na joins the anode outside the domain",
     )
+    anode_exchange_current_density: Q("current_density", gt=0) | None = Field(
+        None,
+        description="i0 of the bare anode interface (reactive plating_electrode) [A/m^2]; default: "
+        "exchange_current_density. A lower value models the interfacial resistance of a poorly wetted "
+        "Na/electrolyte contact (R_int = RT/(F i0) at small overpotential)",
+    )
     anisotropy_strength: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="delta_a [-]")
     anisotropy_mode: int = Field(4, ge=1, description="omega, fold of the interface anisotropy [-]")
     concentration_ratio: Annotated[float, Field(gt=0.0)] = Field(

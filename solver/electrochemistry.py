@@ -306,7 +306,9 @@ class ElectrochemistryProblem:
         if self.reactive:
             # plating rate onto the bare anode [um/s]: j_b = -v0 B(eta_a, c~) (1 - h), v0 = i0 / (n F c_s);
             # -S grad psi . n = j_b and -D (grad c~ + n c~ grad psi) . n = (c_s/c0) j_b at y = 0
-            v0 = ec.exchange_current_density / (n * scales.FARADAY * P["c_s_mol_m3"]) / scales.LENGTH * scales.TIME
+            i0_anode = ec.anode_exchange_current_density
+            i0_anode = ec.exchange_current_density if i0_anode is None else i0_anode
+            v0 = i0_anode / (n * scales.FARADAY * P["c_s_mol_m3"]) / scales.LENGTH * scales.TIME
             f_eta_b = -n * (psi + P["E0"])
             B_b = ufl.exp((1.0 - alpha) * f_eta_b) - c * ufl.exp(-alpha * f_eta_b)
             self.j_b = -v0 * B_b * (1.0 - h)

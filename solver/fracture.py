@@ -206,7 +206,7 @@ class FractureProblem:
         if self.comm.allreduce(len(self.crack_dofs), op=MPI.SUM) > 0:
             bcs.append(fem.dirichletbc(PETSc.ScalarType(1.0), self.crack_dofs, self.V))
         self.solver = LinearSolver(self._a, self._L, bcs, "fracture_", self.comm,
-                                   overrides=self.cfg.solver.petsc.get("fracture"))
+                                   overrides=self.cfg.solver.petsc.get("fracture"), direct_fallback=True)
 
     # ------------------------------------------------------------------
     def driving_force(self) -> np.ndarray:

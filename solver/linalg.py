@@ -12,6 +12,7 @@ the YAML config, e.g.::
 
 from __future__ import annotations
 
+import numpy as np
 from petsc4py import PETSc
 
 from dolfinx import fem
@@ -60,7 +61,7 @@ class LinearSolver:
     """
 
     def __init__(self, a, L, bcs, prefix: str, comm, defaults=None, overrides=None,
-                 near_nullspace=None, constant_matrix=False):
+                 near_nullspace=None, constant_matrix=False, direct_fallback=False):
         self.a, self.L = fem.form(a), fem.form(L)
         self.bcs = list(bcs)
         self.prefix = prefix
@@ -76,6 +77,9 @@ class LinearSolver:
         self.ksp.setFromOptions()
         self.iterations = 0
         self.total_iterations = 0
+        self.direct_fallback = direct_fallback
+        self.fallback_solves = 0
+        self._fb_ksp = None
 
     def assemble(self):
         if not (self.constant_matrix and self._assembled):
@@ -95,16 +99,52 @@ class LinearSolver:
     def solve(self, u: fem.Function) -> int:
         """Solve into ``u``; returns Krylov iterations; raises SolveError."""
         self.assemble()
-        self.ksp.setOperators(self.A)
-        self.ksp.solve(self.b, u.x.petsc_vec)
-        u.x.scatter_forward()
-        reason = self.ksp.getConvergedReason()
-        self.iterations = self.ksp.getIterationNumber()
-        self.total_iterations += self.iterations
+        if self.fallback_solves and self.direct_fallback == "sticky":
+            self.iterations = 0
+            reason = self._solve_direct(u, None)
+        else:
+            self.ksp.setOperators(self.A)
+            self.ksp.solve(self.b, u.x.petsc_vec)
+            u.x.scatter_forward()
+            reason = self.ksp.getConvergedReason()
+            self.iterations = self.ksp.getIterationNumber()
+            self.total_iterations += self.iterations
+            if reason < 0 and self.direct_fallback:
+                reason = self._solve_direct(u, reason)
         if reason < 0:
             raise SolveError(f"{self.prefix.rstrip('_')} solve diverged (KSP reason {reason}, "
                              f"{self.iterations} iterations)")
         return self.iterations
+
+    def _solve_direct(self, u: fem.Function, krylov_reason: int) -> int:
+        """Retry a failed Krylov solve with a parallel direct solve (MUMPS,
+        prefix ``<prefix>fallback_``); logged at the 1st, 10th, 100th... use.
+        A near-singular operator (a body cut through by a crack, held only by
+        the residual stiffness) defeats the AMG hierarchy but not LU; with
+        ``direct_fallback="sticky"`` the direct solver is kept for the rest
+        of the run (the crack does not heal)."""
+        if self._fb_ksp is None:
+            prefix = self.prefix + "fallback_"
+            set_options(prefix, {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
+            self._fb_ksp = PETSc.KSP().create(self.ksp.comm)
+            self._fb_ksp.setOptionsPrefix(prefix)
+            self._fb_ksp.setFromOptions()
+        self._fb_ksp.setOperators(self.A)
+        self._fb_ksp.solve(self.b, u.x.petsc_vec)
+        u.x.scatter_forward()
+        self.fallback_solves += 1
+        if krylov_reason is not None and self.fallback_solves in (1, 10, 100, 1000, 10000):
+            import logging
+
+            then = ("the direct solver is used from now on" if self.direct_fallback == "sticky"
+                    else f"direct fallback used ({self.fallback_solves} time(s) so far)")
+            logging.getLogger("nacrack").info(
+                f"{self.prefix.rstrip('_')}: Krylov solve failed (reason {krylov_reason}, {self.iterations} "
+                f"iterations); {then}")
+        reason = self._fb_ksp.getConvergedReason()
+        if reason >= 0 and not np.isfinite(u.x.petsc_vec.norm()):
+            reason = -1
+        return reason
 
     def destroy(self):
         self.ksp.destroy()

@@ -68,7 +68,7 @@ from .linalg import SPD_DEFAULTS, LinearSolver, SolveError
 # incompressible Na inclusion (K/G = 63) it needs ~40% fewer iterations than
 # the default Chebyshev/Jacobi smoother, and the same on homogeneous problems
 # (benchmarks/mechanics_scaling.py)
-MECHANICS_PETSC = {**SPD_DEFAULTS, "mg_levels_ksp_type": "richardson", "mg_levels_pc_type": "sor"}
+MECHANICS_PETSC = {**SPD_DEFAULTS, "ksp_max_it": 300, "mg_levels_ksp_type": "richardson", "mg_levels_pc_type": "sor"}
 
 QUADRATURE_DEGREE = 2
 # energy [MPa um^tdim] -> SI (J/m in 2D, J in 3D)
@@ -239,7 +239,8 @@ class MechanicsProblem:
         self.nullspace, self._rbm = rigid_body_modes(self.V)
         overrides = cfg.solver.petsc.get("mechanics")
         self.solver = LinearSolver(J, -self.F, self.bcs0, "mechanics_", self.comm, defaults=MECHANICS_PETSC,
-                                   overrides=overrides, near_nullspace=self.nullspace)
+                                   overrides=overrides, near_nullspace=self.nullspace,
+                                   direct_fallback="sticky")
         self.newton_rtol = mech.newton_rtol
         self.max_newton = mech.max_newton_iterations
         self.newton_iterations = 0
@@ -361,9 +362,35 @@ class MechanicsProblem:
             self.u.x.scatter_forward()
             if self.linear:
                 break
+            # The tension/compression split makes the energy convex but only
+            # piecewise quadratic: a full Newton step can overshoot and cycle
+            # when many cells change the sign of tr(eps) at once. Line search
+            # along du for the minimum of the energy, i.e. the root of the
+            # directional derivative phi'(lam) = R(u + lam du) . du (increasing
+            # in lam by convexity, phi'(0) < 0), by regula falsi on [0, 1].
+            g1 = self._directional_derivative()
+            g0 = self._directional_derivative(shift=-1.0) if g1 > 0.0 else -1.0
+            if g1 > 1e-3 * abs(g0):
+                lo, hi, glo, ghi, lam = 0.0, 1.0, g0, g1, 1.0
+                for _ in range(12):
+                    new = hi - ghi * (hi - lo) / (ghi - glo) if ghi != glo else 0.5 * (lo + hi)
+                    new = min(max(new, lo + 0.01 * (hi - lo)), hi - 0.01 * (hi - lo))
+                    gn = self._directional_derivative(shift=new - 1.0)
+                    if gn > 0.0:
+                        hi, ghi = new, gn
+                        glo *= 0.5 if glo < 0 else 1.0  # Illinois: avoid a stuck end point
+                    else:
+                        lo, glo = new, gn
+                        ghi *= 0.5
+                    lam = new
+                    if abs(gn) <= 1e-3 * abs(g0):
+                        break
+                self.u.x.array[:] += (lam - 1.0) * self.du.x.array
+                self.u.x.scatter_forward()
+            r_new = self._free_residual_norm()
             # converged: residual reduced by newton_rtol from this solve's
             # start, or small relative to the load scale
-            if self._free_residual_norm() <= self.newton_rtol * r0 or self.residual_norm() < self.newton_rtol:
+            if r_new <= self.newton_rtol * r0 or self.residual_norm() < self.newton_rtol:
                 break
         else:
             raise SolveError(f"mechanics Newton did not converge in {self.max_newton} iterations "
@@ -379,6 +406,19 @@ class MechanicsProblem:
         fem_petsc.assemble_vector(R, form)
         R.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         return R
+
+    def _directional_derivative(self, shift: float = 0.0) -> float:
+        """R(u + shift du) . du on the free dofs (u is restored afterwards)."""
+        if shift:
+            self.u.x.array[:] += shift * self.du.x.array
+            self.u.x.scatter_forward()
+        R = self._assemble_residual(self._F_form)
+        fem_petsc.set_bc(R, self.bcs0)
+        val = R.dot(self.du.x.petsc_vec)
+        if shift:
+            self.u.x.array[:] -= shift * self.du.x.array
+            self.u.x.scatter_forward()
+        return val
 
     def _free_residual_norm(self) -> float:
         R = self._assemble_residual(self._F_form)

@@ -428,3 +428,24 @@ def test_derived_fields_uniaxial(comm):
     for name, val in expect.items():
         assert everywhere(comm, np.allclose(f[name], val * 1e6, rtol=1e-6)), name
     assert mp.max_pressure() == pytest.approx(-(1 + nu) * s / 3 * 1e6, rel=1e-6)
+
+
+@pytest.mark.mpi
+def test_failed_krylov_solve_falls_back_to_a_direct_solve(comm):
+    """A Krylov solve that fails (here forced: ksp_max_it = 1) is retried with
+    MUMPS, and the direct solver is kept for later solves ('sticky': a body
+    cut by a crack stays hard for AMG). The answer is still the exact
+    uniaxial state sigma_yy = s of the patch test."""
+    s = 50.0
+    cfg = base_cfg(materials={"electrolyte": {"youngs_modulus": 200e9, "poisson_ratio": 0.22}},
+                   mechanics={"split": "none"},
+                   loading={"mechanical": {"type": "pressure", "boundary": "counter_electrode",
+                                           "support": "roller", "value": -s * 1e6}},
+                   solver={"petsc": {"mechanics": {"ksp_max_it": 1}}})
+    mp = MechanicsProblem(rectangle_domain(cfg, comm), cfg)
+    mp.solve(0.0)
+    assert mp.solver.fallback_solves == 1
+    assert everywhere(comm, np.allclose(mp.cell_stress()[:, 1, 1], s, rtol=1e-8))
+    mp.solve(0.0)  # the second solve goes straight to the direct solver
+    assert mp.solver.fallback_solves == 2 and mp.solver.iterations == 0
+    assert mp.residual_norm() < 1e-10
