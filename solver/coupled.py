@@ -6,7 +6,13 @@ Each time step t_n -> t_n + dt, iterate until converged:
     (E) electrochemistry  (xi, c~, phi) by Newton with u, d frozen
     (F) fracture          history H, then d
 
-stopping when max|d_k - d_k-1| <= tol_d, max|xi_k - xi_k-1| <= tol_xi and
+With ``solver.stagger.fracture_iterations`` = K > 1, stage (F) alternates
+mechanics and fracture up to K times at the frozen deposit until
+max|d_j - d_j-1| <= tol_d: brittle fracture is rate-independent, so a crack
+that turns unstable must jump within the step; the plain scheme would
+instead advance it by one alternating-minimisation iteration per time step
+(a crack that "creeps" at a speed set by dt). The outer loop stops
+when max|d_k - d_k-1| <= tol_d, max|xi_k - xi_k-1| <= tol_xi and
 the relative mechanics residual with the new d is <= tol_u (at most N_stag
 iterations). Any subset of the three fields may be enabled (a standalone
 mechanics/fracture run, an electrochemistry-only run).
@@ -431,7 +437,7 @@ def run_coupled(ctx) -> None:
 def _progress_text(row: dict) -> str:
     parts = []
     for key, fmt in (("current_density_A_m2", "i {:.3e} A/m^2"), ("dendrite_tip_m", "tip {:.3e} m"),
-                     ("crack_length_m", "crack {:.3e} m"), ("stagger_iterations", "stag {}"),
+                     ("crack_length_m", "crack {:.3e} m"), ("stagger_iterations", "stag {}"), ("fracture_iterations", "frac {}"),
                      ("newton_iterations", "newton {}"), ("krylov_iterations", "ksp {}")):
         if key in row and row[key] == row[key]:
             parts.append(fmt.format(row[key]))
