@@ -67,8 +67,9 @@ SNAPSHOT_FIELDS = [  # (name, title, colour map, fixed range or None)
 ]
 
 
-def _twin_plot(cols, left, right, path: Path, title: str) -> bool:
-    """Two quantities vs time on twin y axes: left=(key, label, scale), right likewise."""
+def _twin_plot(cols, left, right, path: Path, title: str, left_extra=None) -> bool:
+    """Two quantities vs time on twin y axes: left=(key, label, scale), right likewise;
+    left_extra = (key, legend label) adds a dashed curve on the left axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,6 +81,10 @@ def _twin_plot(cols, left, right, path: Path, title: str) -> bool:
     ax.plot(cols["time_s"], [v * left[2] for v in cols[left[0]]], color="tab:blue", marker=".")
     ax.set_xlabel("time [s]")
     ax.set_ylabel(left[1], color="tab:blue")
+    if left_extra is not None and left_extra[0] in cols:
+        ax.plot(cols["time_s"], [v * left[2] for v in cols[left_extra[0]]], color="0.45", ls="--", lw=1.5,
+                label=left_extra[1])
+        ax.legend(loc="upper left", fontsize=8)
     if right[0] in cols:
         ax2 = ax.twinx()
         ax2.plot(cols["time_s"], [v * right[2] for v in cols[right[0]]], color="tab:red", marker=".")
@@ -186,6 +191,22 @@ def _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
     plt.close(fig)
 
 
+FARADAY = 96485.33212  # C/mol
+
+
+def _molar_volume(directory: Path) -> float | None:
+    """Omega [m^3/mol] from the run's config.resolved.yaml (None if absent)."""
+    path = Path(directory) / "config.resolved.yaml"
+    if not path.exists():
+        return None
+    import yaml
+
+    try:
+        return float(yaml.safe_load(path.read_text())["materials"]["sodium"]["molar_volume"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def report(directory: Path) -> int:
     directory = Path(directory)
     scal, summ = directory / "scalars.csv", directory / "summary.json"
@@ -204,10 +225,14 @@ def report(directory: Path) -> int:
     ]:
         if _plot(cols, keys, label, figs / name, title):
             made.append(figs / name)
-    if "metal_area_m2" in cols:
-        cols["deposited_volume_3um_m3"] = [a * DEPTH_2D_M for a in cols["metal_area_m2"]]
+    if "deposited_volume_m3_m" in cols:
+        cols["deposited_volume_3um_m3"] = [a * DEPTH_2D_M for a in cols["deposited_volume_m3_m"]]
+    omega = _molar_volume(directory)
+    if omega and "charge_C_m" in cols:  # Faraday bound q Omega / (n F), n = 1 for Na
+        cols["faraday_3um_m3"] = [q * omega / FARADAY * DEPTH_2D_M for q in cols["charge_C_m"]]
     if _twin_plot(cols, ("deposited_volume_3um_m3", "deposited volume (area x 3 um) [um^3]", 1e18),
-                  ("dendrite_tip_m", "dendrite height [um]", 1e6), figs / "deposit.png", "Deposited Na (Geng Fig. 6d style)"):
+                  ("dendrite_tip_m", "dendrite height [um]", 1e6), figs / "deposit.png", "Deposited Na (Geng Fig. 6d style)",
+                  left_extra=("faraday_3um_m3", "Faraday bound q Omega / F")):
         made.append(figs / "deposit.png")
     if _twin_plot(cols, ("cell_voltage_V", "cell voltage [V]", 1.0),
                   ("current_density_A_m2", "current density [mA/cm^2]", 0.1), figs / "electrical.png",
