@@ -142,12 +142,14 @@ def test_restart_refuses_changed_physics(comm, shared_tmp):
 
 @pytest.mark.mpi
 def test_forced_failure_cuts_dt_then_stops_with_a_usable_checkpoint(comm, shared_tmp):
-    """A mechanics KSP that cannot converge: dt is halved until dt_min, the
-    run stops with status 'failed' (exit 2) and the last good state can be
-    restarted from."""
+    """An electrochemistry Newton that cannot converge (one iteration allowed,
+    tolerance 1e-14): dt is halved until dt_min, the run stops with status
+    'failed' (exit 2) and the last good state can be restarted from. (A
+    failing mechanics KSP no longer fails the step: it falls back to MUMPS,
+    tests/test_mechanics.py.)"""
     from solver.run import EXIT_FAILED, run
 
-    cfg = _cfg(["time.dt_min=0.002 s", "solver.petsc.mechanics.ksp_max_it=1", "solver.petsc.mechanics.ksp_rtol=1e-14"])
+    cfg = _cfg(["time.dt_min=0.002 s", "solver.newton.max_iterations=1", "solver.newton.rtol=1e-14"])
     assert run(cfg, shared_tmp, comm=comm) == EXIT_FAILED
     comm.barrier()
     summary = json.loads((shared_tmp / "summary.json").read_text())
