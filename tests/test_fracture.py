@@ -414,10 +414,11 @@ def test_inner_fracture_iterations_resolve_a_crack_jump_within_one_step(comm, tm
         before = solver.frac.crack_length()
         info = solver.step(1.0, 1.0)
         lengths.append((before, solver.frac.crack_length()))
-        ds.append(solver.d.x.array[: solver.d.function_space.dofmap.index_map.size_local].copy())
+        # global measures (the two meshes may be partitioned differently on 2 ranks)
+        ds.append((solver.frac.fracture_energy(), solver.frac.crack_length()))
         tips.append(solver.frac.crack_tip())
         n_alternations = info["fracture_iterations"] if extra[1].endswith("400") else info["stagger_iterations"]
         assert n_alternations < 400, "the alternation did not converge: pick a smaller held load"
-    assert everywhere(comm, np.allclose(ds[0], ds[1], atol=1e-4))
+    assert ds[0] == pytest.approx(ds[1], rel=1e-4)
     assert tips[0] == pytest.approx(tips[1], abs=0.5e-6)
     assert lengths[0][1] - lengths[0][0] > 2e-6  # the crack ran out beyond the notch at the held load
