@@ -2,7 +2,8 @@
 
 Runs a fixed number of time steps of configs/micro_polycrystal.yaml at three
 mesh sizes and prints DOFs, steps, staggered/Newton/Krylov iterations per
-step, wall time per step and the split of time by phase. Run it on 1 and on
+step, fracture sub-iterations per step, the simulated time reached, wall
+time per step and the split of time by phase. Run it on 1 and on
 2 ranks:
 
     docker/envrun python3 benchmarks/coupled.py [--steps 5]
@@ -51,14 +52,17 @@ def main():
                          sum(int(r["stagger_iterations"]) for r in sc) / n,
                          sum(int(r["newton_iterations"]) for r in sc) / n,
                          sum(int(r["krylov_iterations"]) for r in sc) / n,
+                         sum(int(r.get("fracture_iterations") or 0) for r in sc) / n,
+                         float(sc[-1]["time_s"]) if sc else 0.0,
                          step_wall, summary["wall_split_s"]))
     if comm.rank == 0:
         print(f"\ncoupled micro_polycrystal, {comm.size} rank(s), {args.steps} steps per level")
         print(f"{'level':>7} {'h_fine':>8} {'DOFs':>8} {'steps':>6} {'stag/st':>8} {'newton/st':>10} "
-              f"{'ksp/st':>8} {'s/step':>8}  split (mesh/mech/elchem/frac/output, s)")
-        for name, hf, dofs, steps, stag, newt, ksp, sps, split in rows:
+              f"{'ksp/st':>8} {'frac/st':>8} {'t_end':>8} {'s/step':>8}  split (mesh/mech/elchem/frac/output, s)")
+        for name, hf, dofs, steps, stag, newt, ksp, frac, t_end, sps, split in rows:
             sp = "/".join(f"{split[k]:.1f}" for k in ("mesh", "mechanics", "electrochemistry", "fracture", "output"))
-            print(f"{name:>7} {hf:>8} {dofs:>8d} {steps:>6d} {stag:>8.1f} {newt:>10.1f} {ksp:>8.0f} {sps:>8.2f}  {sp}")
+            print(f"{name:>7} {hf:>8} {dofs:>8d} {steps:>6d} {stag:>8.1f} {newt:>10.1f} {ksp:>8.0f} {frac:>8.1f} "
+                  f"{t_end:>8.3g} {sps:>8.2f}  {sp}")
 
 
 if __name__ == "__main__":
