@@ -449,3 +449,30 @@ def test_failed_krylov_solve_falls_back_to_a_direct_solve(comm):
     mp.solve(0.0)  # the second solve goes straight to the direct solver
     assert mp.solver.fallback_solves == 2 and mp.solver.iterations == 0
     assert mp.residual_norm() < 1e-10
+
+
+@pytest.mark.mpi
+def test_newton_accept_residual_accepts_only_a_small_enough_stall(comm):
+    """mechanics.newton_accept_residual: a Newton loop cut short (one iteration
+    on a split problem that needs several: a Na inclusion expanding in a
+    half-broken body, d = 0.9) fails without it, is accepted and counted
+    with a tolerance above its residual, still fails with one below, and
+    converges to newton_rtol with enough iterations."""
+    from solver.linalg import SolveError
+
+    def solve(**mech):
+        cfg = base_cfg(mechanics={"split": "volumetric_deviatoric", "newton_rtol": 1e-10, **mech})
+        mp = MechanicsProblem(rectangle_domain(cfg, comm), cfg)
+        mp.d.x.array[:] = 0.9
+        mp.xi.interpolate(lambda x: ((x[0] - 5.0) ** 2 + (x[1] - 5.0) ** 2 < 4.0).astype(float))
+        mp.solve(0.0)
+        return mp
+
+    with pytest.raises(SolveError):
+        solve(max_newton_iterations=1)
+    mp = solve(max_newton_iterations=1, newton_accept_residual=0.99)
+    res = mp.residual_norm()
+    assert mp.stalled_solves == 1 and 1e-6 < res < 0.99
+    with pytest.raises(SolveError):
+        solve(max_newton_iterations=1, newton_accept_residual=0.5 * res)
+    assert solve(max_newton_iterations=30).residual_norm() < 1e-8
