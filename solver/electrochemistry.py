@@ -105,7 +105,7 @@ from . import scales
 from .config import schedule_value
 from .domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from .initial_na import initial_xi
-from .linalg import SolveError, set_options
+from .linalg import SolveError, direct_ksp, set_options
 
 XI, CONC, POT = 0, 1, 2
 _OPTIONS_SET: set[str] = set()
@@ -460,11 +460,7 @@ class ElectrochemistryProblem:
 
     def _fallback_ksp(self):
         if getattr(self, "_fb_ksp", None) is None:
-            prefix = self.prefix + "fallback_"
-            set_options(prefix, {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
-            self._fb_ksp = PETSc.KSP().create(self.comm)
-            self._fb_ksp.setOptionsPrefix(prefix)
-            self._fb_ksp.setFromOptions()
+            self._fb_ksp = direct_ksp(self.prefix + "fallback_", self.comm)
         return self._fb_ksp
 
     def _voltage_sensitivity(self):

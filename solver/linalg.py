@@ -28,6 +28,19 @@ SPD_DEFAULTS = {
 }
 
 
+DIRECT_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+
+
+def direct_ksp(prefix: str, comm) -> PETSc.KSP:
+    """A parallel direct solver (MUMPS LU) under ``prefix`` (the fallback of
+    the Krylov solvers; options can still be changed under that prefix)."""
+    set_options(prefix, DIRECT_OPTIONS)
+    ksp = PETSc.KSP().create(comm)
+    ksp.setOptionsPrefix(prefix)
+    ksp.setFromOptions()
+    return ksp
+
+
 class SolveError(RuntimeError):
     """A solve that did not converge (the caller cuts the time step)."""
 
@@ -124,11 +137,7 @@ class LinearSolver:
         ``direct_fallback="sticky"`` the direct solver is kept for the rest
         of the run (the crack does not heal)."""
         if self._fb_ksp is None:
-            prefix = self.prefix + "fallback_"
-            set_options(prefix, {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"})
-            self._fb_ksp = PETSc.KSP().create(self.ksp.comm)
-            self._fb_ksp.setOptionsPrefix(prefix)
-            self._fb_ksp.setFromOptions()
+            self._fb_ksp = direct_ksp(self.prefix + "fallback_", self.ksp.comm)
         self._fb_ksp.setOperators(self.A)
         self._fb_ksp.solve(self.b, u.x.petsc_vec)
         u.x.scatter_forward()
