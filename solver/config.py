@@ -18,7 +18,7 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
 import yaml
 from pydantic import (
@@ -491,15 +491,52 @@ class Config(Section):
         """Every parameter as used (SI), JSON/YAML-ready."""
         return json.loads(self.model_dump_json())
 
-    def physics_hash(self) -> str:
-        """Hash of everything that defines the physics (not output/time/solver)."""
+    NON_PHYSICS: ClassVar[tuple[str, ...]] = ("name", "description", "output", "time", "solver")
+
+    def physics_dict(self) -> dict:
+        """Everything that defines the physics (SI): all sections except
+        name, description, output, time and solver."""
         d = self.to_dict()
-        for k in ("name", "description", "output", "time", "solver"):
+        for k in self.NON_PHYSICS:
             d.pop(k, None)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return d
+
+    def physics_hash(self) -> str:
+        """Hash of ``physics_dict()``."""
+        return hashlib.sha256(json.dumps(self.physics_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def physics_changes(self, old_physics: dict) -> list[str]:
+        """What differs between this config's physics and ``old_physics`` (a
+        ``physics_dict()`` written by a run, possibly by an older version), as
+        'key: old -> new' lines; empty if the physics is the same.
+
+        The old dict is read again with this version's defaults, so a field
+        added since (whose default reproduces the old behaviour) is no change.
+        """
+        try:
+            old = Config.model_validate({**old_physics, **{k: v for k, v in self.to_dict().items()
+                                                           if k in self.NON_PHYSICS}})
+        except ValidationError as exc:
+            return [f"the checkpoint's physics is not readable by this version: {exc.errors()[0]['msg']}"]
+        a, b = _flatten(old.physics_dict()), _flatten(self.physics_dict())
+        return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}"
+                for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
     def config_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _flatten(d, prefix: str = "") -> dict:
+    """{'a': {'b': 1}, 'c': [2]} -> {'a.b': 1, 'c.0': 2}."""
+    out = {}
+    items = d.items() if isinstance(d, dict) else enumerate(d)
+    for k, v in items:
+        key = f"{prefix}{k}"
+        if isinstance(v, (dict, list)) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -288,13 +288,22 @@ class CoupledSolver:
                                                                      ("frac", self.frac))
                         if p is not None and hasattr(p, "checkpoint_state")}
             state = {"file": name, "step": step, "time_s": t, "dt_s": dt, "charge_C_m": self.charge,
-                     "physics_hash": self.cfg.physics_hash(), "ranks": self.comm.size,
+                     "physics_hash": self.cfg.physics_hash(), "physics": self.cfg.physics_dict(),
+                     "ranks": self.comm.size,
                      "problems": problems, **extra}
             atomic_write_json(directory / CHECKPOINT_STATE, state)
             for old in directory.glob("step_*.bp"):
                 if old.name != name:
                     shutil.rmtree(old, ignore_errors=True)
         self.comm.barrier()
+
+    def _physics_changes(self, directory: Path, state: dict) -> list[str]:
+        """Differences between the checkpoint's physics and this config's
+        (none if only fields added since, at their defaults, differ)."""
+        old = _old_physics(directory, state)
+        if old is None:
+            return [f"physics hash {state.get('physics_hash')} -> {self.cfg.physics_hash()}"]
+        return self.cfg.physics_changes(old)
 
     def read_checkpoint(self, directory: Path) -> dict:
         import adios4dolfinx
@@ -307,10 +316,12 @@ class CoupledSolver:
         if "ranks" not in state or "file" not in state:
             raise ConfigError([f"--restart: {state_file} is not a nacrack checkpoint"])
         if state.get("physics_hash") != self.cfg.physics_hash():
-            raise ConfigError([
-                f"--restart: the physics in the config changed since the checkpoint (physics hash "
-                f"{self.cfg.physics_hash()} != {state.get('physics_hash')}); only time, solver and output "
-                "settings may change on restart"])
+            changes = self._physics_changes(directory, state)
+            if changes:
+                shown = "; ".join(changes[:8]) + (f"; ... ({len(changes)} in all)" if len(changes) > 8 else "")
+                raise ConfigError([
+                    f"--restart: the physics in the config changed since the checkpoint ({shown}); "
+                    "only time, solver and output settings may change on restart"])
         path = directory / state["file"]
         for key, f in self.checkpoint_functions().items():
             adios4dolfinx.read_function(path, f, time=0.0, name=key)
@@ -320,6 +331,20 @@ class CoupledSolver:
                 p.load_checkpoint_state(state.get("problems", {}).get(name, {}))
         self.charge = state.get("charge_C_m", 0.0)
         return state
+
+
+def _old_physics(directory: Path, state: dict) -> dict | None:
+    """The physics a checkpoint was written with: stored in the state, or
+    (checkpoints of older versions) the run's config.resolved.yaml."""
+    if isinstance(state.get("physics"), dict):
+        return state["physics"]
+    resolved = Path(directory).parent / "config.resolved.yaml"
+    if resolved.exists():
+        import yaml
+
+        d = yaml.safe_load(resolved.read_text()) or {}
+        return {k: v for k, v in d.items() if k not in Config.NON_PHYSICS}
+    return None
 
 
 def schedule_breakpoints(cfg: Config) -> list[float]:

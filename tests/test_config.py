@@ -162,3 +162,28 @@ def test_physics_hash_ignores_output_and_time():
     b = validate({})
     c = validate({"fracture": {"length_scale": "0.3 um"}})
     assert a.physics_hash() == b.physics_hash() != c.physics_hash()
+
+
+def test_physics_changes_names_the_changed_keys():
+    old = validate({}).physics_dict()
+    new = validate({"fracture": {"length_scale": "0.3 um"}})
+    assert new.physics_changes(old) == ["fracture.length_scale: 5e-07 -> 3e-07"]
+    assert validate({"time": {"t_end": 9}}).physics_changes(old) == []
+
+
+def test_physics_changes_accepts_fields_added_since_at_their_default():
+    """A checkpoint written before a field existed: read with today's default,
+    the physics is the same; a non-default value of the new field is a change."""
+    old = validate({}).physics_dict()
+    del old["electrochemistry"]["plating_electrode"]
+    del old["electrochemistry"]["anode_exchange_current_density"]
+    assert validate({}).physics_changes(old) == []
+    changed = validate({"electrochemistry": {"plating_electrode": "reactive"}}).physics_changes(old)
+    assert changed == ["electrochemistry.plating_electrode: 'blocking' -> 'reactive'"]
+
+
+def test_physics_changes_reports_an_unreadable_checkpoint_config():
+    old = validate({}).physics_dict()
+    old["fracture"]["removed_option"] = 1.0
+    (msg,) = validate({}).physics_changes(old)
+    assert "not readable by this version" in msg

@@ -136,8 +136,34 @@ def test_restart_refuses_changed_physics(comm, shared_tmp):
     from solver.run import run
 
     assert run(_cfg(["time.max_steps=1"]), shared_tmp, comm=comm) == 0
-    with pytest.raises(ConfigError, match="physics in the config changed"):
+    with pytest.raises(ConfigError, match="physics in the config changed") as info:
         run(_cfg(["fracture.length_scale=0.6 um"]), shared_tmp, comm=comm, restart=True)
+    assert "fracture.length_scale: " in str(info.value) and "-> 6e-07" in str(info.value)
+
+
+@pytest.mark.mpi
+def test_restart_accepts_a_checkpoint_of_an_older_version(comm, shared_tmp):
+    """A checkpoint written before a physics field existed (its state has no
+    physics dict, its hash differs, config.resolved.yaml lacks the field):
+    read with today's default the physics is the same, so it restarts."""
+    import yaml
+
+    from solver.run import run
+
+    assert run(_cfg(["time.max_steps=1"]), shared_tmp, comm=comm) == 0
+    if comm.rank == 0:
+        state_file = shared_tmp / "checkpoint" / "state.json"
+        state = json.loads(state_file.read_text())
+        state.pop("physics")
+        state["physics_hash"] = "0123456789abcdef"
+        state_file.write_text(json.dumps(state))
+        resolved = shared_tmp / "config.resolved.yaml"
+        d = yaml.safe_load(resolved.read_text())
+        del d["electrochemistry"]["plating_electrode"]
+        resolved.write_text(yaml.safe_dump(d))
+    comm.barrier()
+    assert run(_cfg(["time.max_steps=2"]), shared_tmp, comm=comm, restart=True) == 0
+    assert json.loads((shared_tmp / "summary.json").read_text())["steps"] == 2
 
 
 @pytest.mark.mpi
