@@ -74,9 +74,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
 
 
-# A piecewise-linear schedule: [[t0, v0], [t1, v1], ...] (t in s, v in SI),
-# or a constant.
-SchedulePoint = tuple[Annotated[float, _quantity("time")], float]
+# A piecewise-linear schedule: [[t0, v0], [t1, v1], ...] (t in s, v in SI
+# or with a unit, e.g. ['40 s', '0.2 V']), or a constant.
+SchedulePoint = tuple[Annotated[float, _quantity("time")], Union[float, str]]
 
 
 class Schedule(Section):
@@ -85,6 +85,17 @@ class Schedule(Section):
     points: list[SchedulePoint] = Field(
         description="[[time_s, value], ...], times strictly increasing"
     )
+
+    def to_si(self, dimension: str, key: str) -> "Schedule":
+        """Convert values given with units ('0.2 V') to SI floats in place."""
+        pts = []
+        for i, (t, v) in enumerate(self.points):
+            try:
+                pts.append((t, to_si(v, dimension)))
+            except UnitError as exc:
+                raise ValueError(f"{key}.points[{i}][1] = {v!r}: {exc}") from None
+        self.points = pts
+        return self
 
     @model_validator(mode="after")
     def _increasing(self):
@@ -368,6 +379,9 @@ class Electrical(Section):
 
     @model_validator(mode="after")
     def _needs(self):
+        for key, dim in (("voltage", "voltage"), ("current_density", "current_density")):
+            if isinstance(getattr(self, key), Schedule):
+                getattr(self, key).to_si(dim, key)
         if self.control == "potentiostatic" and self.voltage is None:
             raise ValueError("control 'potentiostatic' needs 'voltage'")
         if self.control == "galvanostatic" and self.current_density is None:
@@ -388,12 +402,20 @@ class MechanicalLoad(Section):
         "components on 'boundary'",
     )
     direction: tuple[float, ...] = Field((0.0, 1.0), description="unit direction of the displacement")
-    value: Optional[Union[float, Schedule]] = Field(
-        None, description="displacement [m] or pressure [Pa], constant or schedule"
+    value: Optional[Union[float, str, Schedule]] = Field(
+        None, description="displacement [m] or pressure [Pa], constant or schedule (units allowed: '0.1 um')"
     )
 
     @model_validator(mode="after")
     def _needs(self):
+        dim = "pressure" if self.type == "pressure" else "length"
+        if isinstance(self.value, Schedule):
+            self.value.to_si(dim, "value")
+        elif isinstance(self.value, str):
+            try:
+                self.value = to_si(self.value, dim)
+            except UnitError as exc:
+                raise ValueError(f"value = {self.value!r}: {exc}") from None
         if self.type != "none" and self.value is None:
             raise ValueError(f"mechanical load type '{self.type}' needs 'value'")
         return self

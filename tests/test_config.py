@@ -187,3 +187,12 @@ def test_physics_changes_reports_an_unreadable_checkpoint_config():
     old["fracture"]["removed_option"] = 1.0
     (msg,) = validate({}).physics_changes(old)
     assert "not readable by this version" in msg
+
+
+def test_schedule_values_may_carry_units():
+    cfg = validate({"loading": {"electrical": {"voltage": {"points": [["0 s", "20 mV"], ["1 min", "0.2 V"]]}},
+                                "mechanical": {"type": "displacement", "value": "0.1 um"}}})
+    assert cfg.loading.electrical.voltage.points == [(0.0, pytest.approx(0.02)), (60.0, pytest.approx(0.2))]
+    assert cfg.loading.mechanical.value == pytest.approx(1e-7)
+    with pytest.raises(ConfigError, match=r"voltage.points\[1\]\[1\] = '0.2 A': expected a voltage"):
+        validate({"loading": {"electrical": {"voltage": {"points": [[0, 0.0], [1, "0.2 A"]]}}}})
