@@ -150,16 +150,24 @@ def sodium_constants(na) -> TransverseConstants:
 
 
 class Stiffness:
-    """UFL stiffness C = h C_Na + (1 - h) C_SE(m), acting on 3x3 strains.
+    """UFL stiffness of the metal/electrolyte mixture, acting on 3x3 strains.
 
+    ``mixing="voigt"``: C = h C_Na + (1 - h) C_SE(m) (MODEL.md).
+    ``mixing="reuss"`` (isotropic C_SE only): the compliances mix,
+    1/K = h/K_Na + (1 - h)/K_SE and 1/G = h/G_Na + (1 - h)/G_SE, so a cell
+    part-way to metal is already nearly as soft as the metal.
     ``m`` is the c-axis as a UFL 3-vector (only used when C_SE is anisotropic).
     ``factor`` scales the whole tensor (damaged_domain: 1 - (1 - f) d).
     """
 
     def __init__(self, se: TransverseConstants, na: TransverseConstants | None, h=None, m=None, factor=1.0,
-                 msh=None):
+                 msh=None, mixing: str = "voigt"):
         self.se, self.na = se, na
         self.isotropic = se.isotropic
+        if mixing not in ("voigt", "reuss"):
+            raise ValueError(f"unknown stiffness mixing {mixing!r}; expected 'voigt' or 'reuss'")
+        if mixing == "reuss" and not se.isotropic:
+            raise ValueError("stiffness mixing 'reuss' needs an isotropic electrolyte stiffness")
         if na is None or h is None:
             w_na, w_se = 0.0, 1.0
             na = TransverseConstants(0.0, 0.0, 0.0)
@@ -177,6 +185,15 @@ class Stiffness:
             def c(v):
                 return v
 
+        if mixing == "reuss" and na is not None and h is not None and self.na is not None:
+            K = 1.0 / (w_na / c(na.bulk()) + w_se / c(se.bulk()))
+            G = 1.0 / (w_na / c(na.muT) + w_se / c(se.muT))
+            self.lam = factor * (K - 2.0 * G / 3.0)
+            self.muT = self.muL = factor * G
+            self.alpha = self.beta = 0.0
+            self.m = m
+            self.K = factor * K
+            return
         self.lam = factor * (w_na * c(na.lam) + w_se * c(se.lam))
         self.muT = factor * (w_na * c(na.muT) + w_se * c(se.muT))
         self.muL = factor * (w_na * c(na.muL) + w_se * c(se.muL))

@@ -2,7 +2,8 @@
 
     div sigma = 0,   sigma = g(d) dpsi+/deps_e + dpsi-/deps_e,
     eps_e = sym grad u - eps*(xi),   eps* = (eps_v / 3) h(xi) I,
-    C(xi, theta) = h(xi) C_Na + (1 - h(xi)) C_SE(theta),
+    C(xi, theta) = h(xi) C_Na + (1 - h(xi)) C_SE(theta)   (mechanics.stiffness_mixing: voigt;
+        'reuss' mixes the compliances: 1/K = h/K_Na + (1-h)/K_SE, 1/G likewise),
     g(d) = (1 - k_res) (1 - d)^2 + k_res          (phase-field models; g(0) = 1
                                                    so an intact body has exactly C)
     C -> [1 - (1 - f) d] C, no split, g = 1        (damaged_domain, f = modulus_factor)
@@ -188,10 +189,11 @@ class MechanicsProblem:
         na = sodium_constants(cfg.materials.sodium)
         if self.damaged_domain:
             f = frac.damaged_domain.modulus_factor
-            C = Stiffness(se, na, self.h, self.m3, factor=1.0 - (1.0 - fem.Constant(msh, f)) * self.d, msh=msh)
+            C = Stiffness(se, na, self.h, self.m3, factor=1.0 - (1.0 - fem.Constant(msh, f)) * self.d, msh=msh,
+                          mixing=mech.stiffness_mixing)
             split, self.g = "none", 1.0
         else:
-            C = Stiffness(se, na, self.h, self.m3, msh=msh)
+            C = Stiffness(se, na, self.h, self.m3, msh=msh, mixing=mech.stiffness_mixing)
             split = mech.split
             self.k_res = fem.Constant(msh, PETSc.ScalarType(mech.residual_stiffness))
             self.g = (1.0 - self.k_res) * (1.0 - self.d) ** 2 + self.k_res

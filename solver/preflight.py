@@ -80,6 +80,9 @@ def cross_check(cfg: Config) -> list[str]:
     coupled = not (ec.enabled and ec.model == "conduction")
     if coupled and fr.enabled and not mech.enabled:
         problems.append("fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)")
+    if cfg.mechanics.stiffness_mixing == "reuss" and cfg.materials.electrolyte.stiffness != "isotropic":
+        problems.append("mechanics.stiffness_mixing = 'reuss': needs materials.electrolyte.stiffness = 'isotropic' "
+                        f"(got '{cfg.materials.electrolyte.stiffness}'); use 'voigt' with a transverse stiffness")
     if coupled and not ec.enabled and not mech.enabled:
         problems.append("electrochemistry.enabled and mechanics.enabled are both false: nothing to solve")
     if coupled and not ec.enabled and mech.enabled and cfg.loading.mechanical.type == "none":

@@ -179,6 +179,37 @@ def test_uniaxial_isotropic_stress_reaction_energy(comm):
     assert everywhere(comm, np.allclose(p, -(1 + nu) * s / 3 * 1e6, rtol=1e-7))
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("mixing", ["voigt", "reuss"])
+def test_uniaxial_half_transformed_mixture(comm, mixing):
+    """A block at xi = 0.5 (h = 0.5) under uniaxial traction s: sigma_zz =
+    nu s and energy s^2 (1 - nu^2) / (2E) W H with the mixture's E, nu:
+    voigt K = (K_Na + K_SE)/2, G likewise; reuss 1/K = (1/K_Na + 1/K_SE)/2,
+    1/G likewise (Na: K = 6.3 GPa, G = 0.1 GPa; SE: E = 200 GPa, nu = 0.22)."""
+    s, W = 50.0, 10.0
+    cfg = base_cfg(mechanics={"split": "none", "stiffness_mixing": mixing},
+                   loading={"mechanical": {"type": "pressure", "boundary": "counter_electrode",
+                                           "support": "roller", "value": -s * 1e6}})
+    dom = rectangle_domain(cfg, comm)
+    xi = fem.Function(fem.functionspace(dom.mesh, ("Lagrange", 1)))
+    xi.x.array[:] = 0.5
+    mp = MechanicsProblem(dom, cfg, xi=xi)
+    mp.solve(0.0)
+    E_se, nu_se = 200e3, 0.22
+    K = np.array([6.3e3, E_se / (3 * (1 - 2 * nu_se))])
+    G = np.array([0.1e3, E_se / (2 * (1 + nu_se))])
+    if mixing == "voigt":
+        Km, Gm = K.mean(), G.mean()
+    else:
+        Km, Gm = 1 / (1 / K).mean(), 1 / (1 / G).mean()
+    E = 9 * Km * Gm / (3 * Km + Gm)
+    nu = (3 * Km - 2 * Gm) / (2 * (3 * Km + Gm))
+    sig = mp.cell_stress()
+    assert everywhere(comm, np.allclose(sig[:, 2, 2], nu * s, rtol=1e-8))
+    U = s**2 * (1 - nu**2) / (2 * E) * W * W * 1e-6  # J/m
+    assert mp.elastic_energy() == pytest.approx(U, rel=1e-8)
+
+
 def _voigt_rotated_compliance(Ep, nup, Ec, Gc, nuc, m):
     """6x6 compliance (tensor-notation Mandel basis) of a transversely
     isotropic solid with axis m, built independently by rotating the
