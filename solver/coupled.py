@@ -297,31 +297,14 @@ class CoupledSolver:
                     shutil.rmtree(old, ignore_errors=True)
         self.comm.barrier()
 
-    def _physics_changes(self, directory: Path, state: dict) -> list[str]:
-        """Differences between the checkpoint's physics and this config's
-        (none if only fields added since, at their defaults, differ)."""
-        old = _old_physics(directory, state)
-        if old is None:
-            return [f"physics hash {state.get('physics_hash')} -> {self.cfg.physics_hash()}"]
-        return self.cfg.physics_changes(old)
-
     def read_checkpoint(self, directory: Path) -> dict:
         import adios4dolfinx
 
         directory = Path(directory)
-        state_file = directory / CHECKPOINT_STATE
-        if not state_file.exists():
-            raise ConfigError([f"--restart: no checkpoint in {directory} (expected {CHECKPOINT_STATE})"])
-        state = json.loads(state_file.read_text())
-        if "ranks" not in state or "file" not in state:
-            raise ConfigError([f"--restart: {state_file} is not a nacrack checkpoint"])
-        if state.get("physics_hash") != self.cfg.physics_hash():
-            changes = self._physics_changes(directory, state)
-            if changes:
-                shown = "; ".join(changes[:8]) + (f"; ... ({len(changes)} in all)" if len(changes) > 8 else "")
-                raise ConfigError([
-                    f"--restart: the physics in the config changed since the checkpoint ({shown}); "
-                    "only time, solver and output settings may change on restart"])
+        problems = restart_refusal(self.cfg, directory)
+        if problems:
+            raise ConfigError(problems)
+        state = json.loads((directory / CHECKPOINT_STATE).read_text())
         path = directory / state["file"]
         for key, f in self.checkpoint_functions().items():
             adios4dolfinx.read_function(path, f, time=0.0, name=key)
@@ -331,6 +314,33 @@ class CoupledSolver:
                 p.load_checkpoint_state(state.get("problems", {}).get(name, {}))
         self.charge = state.get("charge_C_m", 0.0)
         return state
+
+
+def restart_refusal(cfg: Config, directory: Path) -> list[str]:
+    """Why ``cfg`` may not continue from the checkpoint in ``directory``
+    (no checkpoint; not a nacrack checkpoint; the physics changed, named key
+    by key); empty if it may. Reads two small files: called before any mesh
+    or solver is built and before the run directory is touched."""
+    directory = Path(directory)
+    state_file = directory / CHECKPOINT_STATE
+    if not state_file.exists():
+        return [f"--restart: no checkpoint in {directory} (expected {CHECKPOINT_STATE})"]
+    try:
+        state = json.loads(state_file.read_text())
+    except ValueError:
+        return [f"--restart: {state_file} is not a nacrack checkpoint (not JSON)"]
+    if "ranks" not in state or "file" not in state:
+        return [f"--restart: {state_file} is not a nacrack checkpoint"]
+    if state.get("physics_hash") == cfg.physics_hash():
+        return []
+    old = _old_physics(directory, state)
+    changes = (cfg.physics_changes(old) if old is not None
+               else [f"physics hash {state.get('physics_hash')} -> {cfg.physics_hash()}"])
+    if not changes:
+        return []
+    shown = "; ".join(changes[:8]) + (f"; ... ({len(changes)} in all)" if len(changes) > 8 else "")
+    return [f"--restart: the physics in the config changed since the checkpoint ({shown}); "
+            "only time, solver and output settings may change on restart"]
 
 
 def _old_physics(directory: Path, state: dict) -> dict | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 from . import __version__
-from .config import Config, dump_yaml, schedule_value
+from .config import Config, ConfigError, dump_yaml, schedule_value
 from .log import Progress, get_logger, setup_logging
 from .output import ScalarTable, atomic_write_json, atomic_write_text, prepare_directory
 
@@ -106,7 +106,14 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     """Run ``cfg``; returns the exit code of INTERFACE.md."""
     from .linalg import SolveError
 
-    ctx = RunContext(cfg, Path(outdir or default_outdir(cfg)), comm, restart)
+    outdir = Path(outdir or default_outdir(cfg))
+    if restart and not (cfg.electrochemistry.enabled and cfg.electrochemistry.model == "conduction"):
+        from .coupled import restart_refusal
+
+        problems = restart_refusal(cfg, outdir / "checkpoint")  # before anything is built or written
+        if problems:
+            raise ConfigError(problems)
+    ctx = RunContext(cfg, outdir, comm, restart)
     log = get_logger()
     log.info(f"nacrack {__version__}: run '{cfg.name}' on {comm.size} rank(s) -> {ctx.outdir}")
     code = EXIT_OK

@@ -139,6 +139,8 @@ def test_restart_refuses_changed_physics(comm, shared_tmp):
     with pytest.raises(ConfigError, match="physics in the config changed") as info:
         run(_cfg(["fracture.length_scale=0.6 um"]), shared_tmp, comm=comm, restart=True)
     assert "fracture.length_scale: " in str(info.value) and "-> 6e-07" in str(info.value)
+    # refused before anything is built or written: the run's summary is untouched
+    assert json.loads((shared_tmp / "summary.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.mpi
@@ -148,6 +150,7 @@ def test_restart_accepts_a_checkpoint_of_an_older_version(comm, shared_tmp):
     read with today's default the physics is the same, so it restarts."""
     import yaml
 
+    from solver.config import ConfigError
     from solver.run import run
 
     assert run(_cfg(["time.max_steps=1"]), shared_tmp, comm=comm) == 0
@@ -162,6 +165,9 @@ def test_restart_accepts_a_checkpoint_of_an_older_version(comm, shared_tmp):
         del d["electrochemistry"]["plating_electrode"]
         resolved.write_text(yaml.safe_dump(d))
     comm.barrier()
+    with pytest.raises(ConfigError, match="electrochemistry.plating_electrode: 'blocking' -> 'reactive'"):
+        run(_cfg(["time.max_steps=2", "electrochemistry.plating_electrode=reactive"]), shared_tmp, comm=comm,
+            restart=True)
     assert run(_cfg(["time.max_steps=2"]), shared_tmp, comm=comm, restart=True) == 0
     assert json.loads((shared_tmp / "summary.json").read_text())["steps"] == 2
 
