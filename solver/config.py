@@ -284,12 +284,6 @@ class Electrochemistry(Section):
         "none", description="chi(d, xi): where Na may deposit"
     )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
-    coupling_pressure: Literal["mixture", "metal"] = Field(
-        "mixture",
-        description="p in eta_eff: 'mixture' -tr(sigma)/3 of the metal/electrolyte mixture (MODEL.md); 'metal' "
-        "p_Na = -K_Na tr(eps_e), the pressure the Na phase carries at the local elastic strain (inside the "
-        "diffuse interface the mixture stress takes up the ceramic's stiffness; README 'Na-filled flaws')",
-    )
     plating_electrode: Literal["blocking", "reactive"] = Field(
         "blocking",
         description="blocking: no Na+ flux through y = 0 (Na+ leaves the electrolyte only into xi); "

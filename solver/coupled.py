@@ -87,9 +87,7 @@ class CoupledSolver:
             from .mechanics import MechanicsProblem
 
             self.mech = MechanicsProblem(self.domain, cfg, xi=self.xi, d=self.d)
-            p_ufl = (self.mech.metal_pressure() if cfg.electrochemistry.coupling_pressure == "metal"
-                     else self.mech.pressure())
-            self._p_expr = fem.Expression(p_ufl, Q0.element.interpolation_points())
+            self._p_expr = fem.Expression(self.mech.pressure(), Q0.element.interpolation_points())
         if cfg.fracture.enabled:
             if self.mech is None:
                 raise ConfigError(["fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)"])

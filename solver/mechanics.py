@@ -187,7 +187,6 @@ class MechanicsProblem:
         self.m3 = embed_vec3(m, tdim)
         se = electrolyte_constants(cfg.materials.electrolyte)
         na = sodium_constants(cfg.materials.sodium)
-        self._K_na = fem.Constant(msh, PETSc.ScalarType(na.bulk()))
         if self.damaged_domain:
             f = frac.damaged_domain.modulus_factor
             C = Stiffness(se, na, self.h, self.m3, factor=1.0 - (1.0 - fem.Constant(msh, f)) * self.d, msh=msh,
@@ -473,13 +472,6 @@ class MechanicsProblem:
         """Hydrostatic pressure p = -tr(sigma)/3, UFL [MPa] (compression > 0;
         the 3D trace, i.e. with sigma_zz in plane strain)."""
         return -ufl.tr(self._sigma) / 3.0
-
-    def metal_pressure(self):
-        """Pressure the Na phase carries at the local elastic strain,
-        p_Na = -K_Na tr(eps_e), UFL [MPa] (compression > 0; 3D trace). Unlike
-        -tr(sigma)/3 it does not take up the ceramic's stiffness inside the
-        diffuse interface."""
-        return -self._K_na * ufl.tr(self.eps_e)
 
     def psi_plus(self):
         """Tensile strain energy density psi+ (undegraded), UFL [MPa]."""
