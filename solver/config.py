@@ -318,8 +318,8 @@ class Mechanics(Section):
         "voigt",
         description="stiffness across the metal/electrolyte interface: 'voigt' C = h C_Na + (1-h) C_SE (MODEL.md); "
         "'reuss' 1/K = h/K_Na + (1-h)/K_SE, 1/G likewise (isotropic electrolyte only): a partly transformed "
-        "cell is as soft as the metal, so the eigenstrain of new Na does not build GPa stresses inside the "
-        "diffuse interface and the deposit pressure reaches the flaw walls (README 'Na-filled flaws')",
+        "cell is nearly as soft as the metal, so more of the deposit's pressure reaches the metal inside a "
+        "flaw; the pressure-plating stagger is then less stable (README 'Na-filled flaws')",
     )
     residual_stiffness: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(1e-6, description="k_res [-]")
     constraint: Literal["plane_strain"] = "plane_strain"

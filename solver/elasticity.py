@@ -185,7 +185,7 @@ class Stiffness:
             def c(v):
                 return v
 
-        if mixing == "reuss" and na is not None and h is not None and self.na is not None:
+        if mixing == "reuss" and self.na is not None and h is not None:
             K = 1.0 / (w_na / c(na.bulk()) + w_se / c(se.bulk()))
             G = 1.0 / (w_na / c(na.muT) + w_se / c(se.muT))
             self.lam = factor * (K - 2.0 * G / 3.0)
