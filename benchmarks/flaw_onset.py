@@ -51,9 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from solver.config import schedule_value, validate  # noqa: E402
+from solver.scales import FARADAY as F  # noqa: E402
 from solver.run import run  # noqa: E402
 
-F = 96485.33212  # C/mol
 BASE = ROOT / "configs" / "verification" / "fracture_pressurised_flaw.yaml"
 
 
@@ -110,7 +110,6 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "build" / "bench-flaw-onset"))
     args = ap.parse_args()
     comm = MPI.COMM_WORLD
-    Vm = 23.7e-6
     rows = []
     for a_um in args.sizes:
         out = Path(args.out) / f"a{a_um:g}"
@@ -120,18 +119,18 @@ def main():
         wall = time.perf_counter() - t0
         first, p_on, p_lefm, tip = onset(cfg, out, a_um * 1e-6, args.l * 1e-6, K)
         rows.append((a_um, p_c, first, p_on, p_lefm, tip, wall))
+        Vm = cfg.materials.sodium.molar_volume
     if comm.rank == 0:
         print(f"\nflaw onset, {args.model} model, l = {args.l} um, h = {args.h} um, K_IC = 2 MPa m^0.5, "
               f"{comm.size} rank(s)")
         print(f"{'a um':>6} {'p_c MPa':>8} {'dphi_c mV':>9} {'p(d>0.5) MPa':>12} {'p(+l) MPa':>9} "
               f"{'LEFM(+l) MPa':>12} {'ratio':>6} {'K_app MPa m^.5':>14} {'dphi(+l) mV':>11} {'wall s':>7}")
         for a_um, p_c, first, p_on, p_lefm, tip, wall in rows:
-            K_app = p_on * 2.0 * np.sqrt(tip / np.pi) * np.arcsin(min(1.0, a_um * 1e-6 / tip)) if np.isfinite(tip) \
-                else float("nan")
+            K_app = p_on / lefm_pressure(1.0, a_um * 1e-6, tip) if np.isfinite(tip) else float("nan")
             print(f"{a_um:6.1f} {p_c / 1e6:8.1f} {p_c * Vm / F * 1e3:9.1f} {(first or np.nan) / 1e6:12.1f} "
                   f"{p_on / 1e6:9.1f} {p_lefm / 1e6:12.1f} {p_on / p_lefm:6.3f} {K_app / 1e6:14.3f} "
                   f"{p_on * Vm / F * 1e3:11.1f} {wall:7.1f}")
-        print("p_c = K/sqrt(pi a), K = K_IC sqrt(1 + h/2l); dphi = p V_m / F (V_m = 23.7 cm^3/mol); "
+        print(f"p_c = K/sqrt(pi a), K = K_IC sqrt(1 + h/2l); dphi = p V_m / F (V_m = {Vm * 1e6:g} cm^3/mol); "
               "p(d>0.5): first damage beyond the flaw tip; p(+l): crack tip l beyond it; "
               "K_app: the toughness that LEFM infers from p(+l) and that tip")
 

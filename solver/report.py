@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import scales
+
 
 def read_scalars(path: Path) -> dict[str, list[float]]:
     cols: dict[str, list[float]] = {}
@@ -191,9 +193,6 @@ def _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
     plt.close(fig)
 
 
-FARADAY = 96485.33212  # C/mol
-
-
 def _molar_volume(directory: Path) -> float | None:
     """Omega [m^3/mol] from the run's config.resolved.yaml (None if absent)."""
     path = Path(directory) / "config.resolved.yaml"
@@ -229,7 +228,7 @@ def report(directory: Path) -> int:
         cols["deposited_volume_3um_m3"] = [a * DEPTH_2D_M for a in cols["deposited_volume_m3_m"]]
     omega = _molar_volume(directory)
     if omega and "charge_C_m" in cols:  # Faraday bound q Omega / (n F), n = 1 for Na
-        cols["faraday_3um_m3"] = [q * omega / FARADAY * DEPTH_2D_M for q in cols["charge_C_m"]]
+        cols["faraday_3um_m3"] = [q * omega / scales.FARADAY * DEPTH_2D_M for q in cols["charge_C_m"]]
     if _twin_plot(cols, ("deposited_volume_3um_m3", "deposited volume (area x 3 um) [um^3]", 1e18),
                   ("dendrite_tip_m", "dendrite height [um]", 1e6), figs / "deposit.png", "Deposited Na (Geng Fig. 6d style)",
                   left_extra=("faraday_3um_m3", "Faraday bound q Omega / F")):
