@@ -284,6 +284,14 @@ class Electrochemistry(Section):
         "none", description="chi(d, xi): where Na may deposit"
     )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
+    coupling_pressure: Literal["mean", "normal"] = Field(
+        "mean",
+        description="p in eta_eff: 'mean' = -tr(sigma)/3 (MODEL.md); 'normal' = max(0, -n.sigma.n) with n = "
+        "grad xi / |grad xi|, the compressive traction on the deposit interface (continuous across it, so the "
+        "diffuse interface sees the metal's pressure, not the hoop stress of the part-converted shell; the mean "
+        "pressure where |grad xi| << 1/delta). Use 'normal' with mechanics.stiffness_mixing = reuss and "
+        "displacement_degree = 2 for Na-filled flaws (README: Na-filled flaws)",
+    )
     plating_electrode: Literal["blocking", "reactive"] = Field(
         "blocking",
         description="blocking: no Na+ flux through y = 0 (Na+ leaves the electrolyte only into xi); "
@@ -319,8 +327,12 @@ class Mechanics(Section):
         description="stiffness across the metal/electrolyte interface: 'voigt' C = h C_Na + (1-h) C_SE (MODEL.md); "
         "'reuss' 1/K = h/K_Na + (1-h)/K_SE, 1/G likewise (isotropic electrolyte only): a partly transformed "
         "cell is nearly as soft as the metal, so more of the deposit's pressure reaches the metal inside a "
-        "flaw; the pressure-plating stagger is then less stable (README 'Na-filled flaws')",
+        "flaw; with P1 displacements the nearly incompressible mixture locks (pressure checkerboard, runaway "
+        "plating): use displacement_degree = 2 (README 'Na-filled flaws')",
     )
+    displacement_degree: Literal[1, 2] = Field(
+        1, description="Lagrange degree of u; 2 avoids the volumetric locking of P1 triangles in nearly "
+        "incompressible Na (K_Na/G_Na = 63), whose pressure otherwise checkerboards at the deposit interface")
     residual_stiffness: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(1e-6, description="k_res [-]")
     constraint: Literal["plane_strain"] = "plane_strain"
     newton_rtol: Annotated[float, Field(gt=0, lt=1)] = Field(

@@ -37,6 +37,7 @@ from mpi4py import MPI
 
 from dolfinx import fem
 
+from . import scales
 from .config import Config, ConfigError
 from .linalg import SolveError
 from .log import Progress, get_logger
@@ -56,7 +57,8 @@ class CoupledSolver:
     Shared fields, created here and handed to the problems:
       xi (P1)  Na-metal phase, copied from electrochemistry after (E)
       d        fracture phase field (P1; DG0 for 'damaged_domain'), copied after (F)
-      p (DG0)  hydrostatic pressure [MPa], interpolated from mechanics after (M)
+      p (DG0)  coupling pressure [MPa] (electrochemistry.coupling_pressure: -tr(sigma)/3
+               or the interface traction -n.sigma.n), interpolated from mechanics after (M)
     """
 
     def __init__(self, ctx):
@@ -87,7 +89,10 @@ class CoupledSolver:
             from .mechanics import MechanicsProblem
 
             self.mech = MechanicsProblem(self.domain, cfg, xi=self.xi, d=self.d)
-            self._p_expr = fem.Expression(self.mech.pressure(), Q0.element.interpolation_points())
+            ec = cfg.electrochemistry
+            p_ufl = (self.mech.interface_pressure(ec.interface_width / scales.LENGTH)
+                     if ec.coupling_pressure == "normal" else self.mech.pressure())
+            self._p_expr = fem.Expression(p_ufl, Q0.element.interpolation_points())
         if cfg.fracture.enabled:
             if self.mech is None:
                 raise ConfigError(["fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)"])
@@ -245,7 +250,7 @@ class CoupledSolver:
             funcs += list(self.ec.output_functions())
         if self.mech is not None:
             self.mech.update_derived()
-            funcs.append(self.mech.u)
+            funcs.append(self.mech.u_output())
             funcs += list(self.mech.derived_functions())
         if self.frac is not None:
             funcs.append(self.d)

@@ -169,7 +169,7 @@ class MechanicsProblem:
         msh = domain.mesh
         self.comm = msh.comm
         self.tdim = tdim = msh.topology.dim
-        self.V = fem.functionspace(msh, ("Lagrange", 1, (tdim,)))
+        self.V = fem.functionspace(msh, ("Lagrange", cfg.mechanics.displacement_degree, (tdim,)))
         self.u = fem.Function(self.V, name="displacement")
         self.du = fem.Function(self.V)
         S = fem.functionspace(msh, ("Lagrange", 1))
@@ -473,6 +473,26 @@ class MechanicsProblem:
         the 3D trace, i.e. with sigma_zz in plane strain)."""
         return -ufl.tr(self._sigma) / 3.0
 
+    def interface_pressure(self, width: float):
+        """Normal traction on the deposit interface, UFL [MPa] (compression > 0):
+
+            p_n = max(0, w (-n.sigma.n) + (1 - w) (-tr(sigma)/3)),  n = grad xi / |grad xi|,
+            w = |grad xi|^2 / (|grad xi|^2 + (0.1/delta)^2)
+
+        n.sigma.n is continuous across an interface (traction continuity),
+        -tr(sigma)/3 is not: around a pressurised Na pocket the ceramic's mean
+        stress is ~0 while the metal is at p. Creeping Na (yield ~0.2 MPa)
+        and its interface carry no tension, so p_n >= 0: without the bound a
+        one-cell metal needle, in tension at its tip, plates ever faster along
+        a mesh diagonal. ``width`` = delta [um]."""
+        g = ufl.grad(self.xi)
+        g2 = ufl.dot(g, g)
+        g0 = 0.1 / width
+        n = g / ufl.sqrt(g2 + 1e-30 * g0**2)
+        s_nn = ufl.dot(n, ufl.dot(inplane(self._sigma, self.tdim), n))
+        w = g2 / (g2 + g0**2)
+        return ufl.max_value(-w * s_nn + (1.0 - w) * self.pressure(), 0.0)
+
     def psi_plus(self):
         """Tensile strain energy density psi+ (undegraded), UFL [MPa]."""
         return self._psi_p
@@ -562,6 +582,16 @@ class MechanicsProblem:
             dofs = Q.dofmap.list[: len(v), 0]
             f.x.array[dofs] = v * scales.STRESS
             f.x.scatter_forward()
+
+    def u_output(self) -> fem.Function:
+        """u for fields.xdmf: itself when P1, else its vertex interpolant [um]."""
+        if self.V.ufl_element().degree == 1:
+            return self.u
+        if getattr(self, "_u1", None) is None:
+            V1 = fem.functionspace(self.domain.mesh, ("Lagrange", 1, (self.tdim,)))
+            self._u1 = fem.Function(V1, name="displacement")
+        self._u1.interpolate(self.u)
+        return self._u1
 
     def max_pressure(self) -> float:
         """Largest cell-midpoint hydrostatic pressure [Pa] (for scalars.csv)."""
