@@ -263,3 +263,36 @@ def test_short_circuit_stops_the_run(comm, shared_tmp):
     assert summary["status"] == "short_circuit" and summary["steps"] == 1
     x, y = summary["short_circuit"]["location_m"]
     assert y == pytest.approx(1.2e-6, abs=0.1e-6) and 0.0 <= x <= 4e-6
+
+
+def test_report_writes_figures_and_a_summary_of_a_run(tmp_path, capsys):
+    """`solver report DIR` on a finished run: the figures of issue 6 exist as
+    PNG files, report.txt quotes the run's last scalars, the Faraday curve
+    of deposit.png is q Omega / F; a directory without a run is refused."""
+    from mpi4py import MPI
+
+    from solver import report as rep
+    from solver.run import run
+    from solver.scales import FARADAY
+
+    out = tmp_path / "run"
+    assert run(_cfg(), out, comm=MPI.COMM_SELF) == 0
+    assert rep.report(out) == 0
+    figs = out / "figures"
+    for name in ("tips.png", "deposit.png", "electrical.png", "iterations.png"):
+        assert (figs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    snaps = sorted(figs.glob("snapshot_t*s.png"))
+    assert len(snaps) >= 2  # first and last of the 4 outputs (every 2 of 6 steps)
+    text = (out / "report.txt").read_text()
+    last = _rows(out)[-1]
+    assert "status: completed, steps 6" in text
+    q = float(text.split("final charge_C_m = ")[1].split()[0])
+    assert q == pytest.approx(float(last["charge_C_m"]), rel=1e-5)
+    cols = rep.read_scalars(out / "scalars.csv")
+    omega = rep._molar_volume(out)
+    assert omega == pytest.approx(23.7e-6)
+    dv = float(last["deposited_volume_m3_m"])
+    assert dv == pytest.approx(cols["charge_C_m"][-1] * omega / FARADAY, rel=0.01)
+    capsys.readouterr()
+    assert rep.report(tmp_path) == 1
+    assert "not a run directory" in capsys.readouterr().err
