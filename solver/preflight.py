@@ -107,4 +107,16 @@ def warnings(cfg: Config) -> list[str]:
         if h > cfg.fracture.length_scale / 2:
             out.append(f"mesh h = {h:g} m > l/2 = {cfg.fracture.length_scale / 2:g} m: the crack band is under-resolved "
                        "(MODEL.md asks h <= l/5)")
+    mech, ec = cfg.mechanics, cfg.electrochemistry
+    coupled = mech.enabled and ec.enabled and ec.stress_coupling
+    filled = any(getattr(f, "filled_with_na", False) for f in (cfg.mesh.flaws or []))
+    if coupled and filled and (ec.coupling_pressure == "mean" or mech.stiffness_mixing == "voigt"):
+        out.append("Na-filled flaws with electrochemistry.coupling_pressure = "
+                   f"'{ec.coupling_pressure}' and mechanics.stiffness_mixing = '{mech.stiffness_mixing}': the stall "
+                   "pressure builds in the diffuse interface and the flaw's metal stays far below F |eta| / Omega "
+                   "(README 'Na-filled flaws'); for Liu's flaw argument use 'normal', 'reuss' and "
+                   "mechanics.displacement_degree = 2")
+    if mech.enabled and mech.stiffness_mixing == "reuss" and mech.displacement_degree == 1:
+        out.append("mechanics.stiffness_mixing = 'reuss' with displacement_degree = 1: P1 triangles lock in the "
+                   "nearly incompressible mixture (K_Na / G_Na = 63); use displacement_degree = 2")
     return out

@@ -196,3 +196,21 @@ def test_schedule_values_may_carry_units():
     assert cfg.loading.mechanical.value == pytest.approx(1e-7)
     with pytest.raises(ConfigError, match=r"voltage.points\[1\]\[1\] = '0.2 A': expected a voltage"):
         validate({"loading": {"electrical": {"voltage": {"points": [[0, 0.0], [1, "0.2 A"]]}}}})
+
+
+def test_preflight_warns_about_the_deposit_pressure_of_na_filled_flaws():
+    """A Na-filled flaw with the MODEL.md coupling (mean pressure, Voigt
+    mixing) gets a warning naming the three settings; with them, none; Reuss
+    with P1 displacements gets the locking warning."""
+    from solver.preflight import warnings
+
+    flaw = {"mesh": {"flaws": [{"type": "notch", "center": ["5 um", "0 um"], "length": "3 um", "width": "0.5 um",
+                                "filled_with_na": True}]}}
+    w = [m for m in warnings(validate(flaw)) if "Na-filled" in m]
+    assert len(w) == 1 and all(k in w[0] for k in ("'mean'", "'voigt'", "displacement_degree = 2"))
+    good = validate({**flaw, "electrochemistry": {"coupling_pressure": "normal"},
+                     "mechanics": {"stiffness_mixing": "reuss", "displacement_degree": 2}})
+    assert not [m for m in warnings(good) if "Na-filled" in m or "lock" in m]
+    p1 = validate({**flaw, "electrochemistry": {"coupling_pressure": "normal"}, "mechanics": {"stiffness_mixing": "reuss"}})
+    assert [m for m in warnings(p1) if "lock" in m]
+    assert not [m for m in warnings(validate({})) if "Na-filled" in m]
