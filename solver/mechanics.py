@@ -220,7 +220,8 @@ class MechanicsProblem:
         # h(xi), the conditionals of the split and the sqrt of the spectral
         # split inflate UFL's degree estimate (up to ~10, dozens of points per
         # cell); with P1 u the strain is cellwise constant, so a fixed
-        # 3-point rule (degree 2) integrates the h(xi) variation well enough
+        # 3-point rule (degree 2) integrates the h(xi) variation well enough;
+        # with P2 u it is exact for grad u . grad v at constant stiffness
         dx = dx(metadata={"quadrature_degree": QUADRATURE_DEGREE})
         self.dx, self.ds = dx, ds
         self.load = cfg.loading.mechanical
