@@ -110,7 +110,8 @@ def warnings(cfg: Config) -> list[str]:
     mech, ec = cfg.mechanics, cfg.electrochemistry
     coupled = mech.enabled and ec.enabled and ec.stress_coupling
     filled = any(getattr(f, "filled_with_na", False) for f in (cfg.mesh.flaws or []))
-    if coupled and filled and (ec.coupling_pressure == "mean" or mech.stiffness_mixing == "voigt"):
+    griffith = cfg.fracture.enabled and cfg.fracture.model == "energy"  # a K_IC flaw check (the scenarios use 'stress')
+    if coupled and filled and griffith and (ec.coupling_pressure == "mean" or mech.stiffness_mixing == "voigt"):
         out.append("Na-filled flaws with electrochemistry.coupling_pressure = "
                    f"'{ec.coupling_pressure}' and mechanics.stiffness_mixing = '{mech.stiffness_mixing}': the stall "
                    "pressure builds in the diffuse interface and the flaw's metal stays far below F |eta| / Omega "

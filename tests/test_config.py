@@ -199,13 +199,14 @@ def test_schedule_values_may_carry_units():
 
 
 def test_preflight_warns_about_the_deposit_pressure_of_na_filled_flaws():
-    """A Na-filled flaw with the MODEL.md coupling (mean pressure, Voigt
-    mixing) gets a warning naming the three settings; with them, none; Reuss
-    with P1 displacements gets the locking warning."""
+    """A Na-filled flaw under the Griffith (energy) model with the MODEL.md
+    coupling (mean pressure, Voigt mixing) gets a warning naming the three
+    settings; with them, none; Reuss with P1 displacements gets the locking
+    warning; the default example (stress model) gets neither."""
     from solver.preflight import warnings
 
     flaw = {"mesh": {"flaws": [{"type": "notch", "center": ["5 um", "0 um"], "length": "3 um", "width": "0.5 um",
-                                "filled_with_na": True}]}}
+                                "filled_with_na": True}]}, "fracture": {"model": "energy"}}
     w = [m for m in warnings(validate(flaw)) if "Na-filled" in m]
     assert len(w) == 1 and all(k in w[0] for k in ("'mean'", "'voigt'", "displacement_degree = 2"))
     good = validate({**flaw, "electrochemistry": {"coupling_pressure": "normal"},
@@ -214,3 +215,5 @@ def test_preflight_warns_about_the_deposit_pressure_of_na_filled_flaws():
     p1 = validate({**flaw, "electrochemistry": {"coupling_pressure": "normal"}, "mechanics": {"stiffness_mixing": "reuss"}})
     assert [m for m in warnings(p1) if "lock" in m]
     assert not [m for m in warnings(validate({})) if "Na-filled" in m]
+    demo = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
+    assert not [m for m in warnings(demo) if "Na-filled" in m or "lock" in m]
