@@ -172,6 +172,7 @@ class MechanicsProblem:
         self.V = fem.functionspace(msh, ("Lagrange", cfg.mechanics.displacement_degree, (tdim,)))
         self.u = fem.Function(self.V, name="displacement")
         self.du = fem.Function(self.V)
+        self._u1 = None  # P1 copy of u for output (u_output) when u is P2
         S = fem.functionspace(msh, ("Lagrange", 1))
         self.xi = xi if xi is not None else fem.Function(S, name="metal")
         self.d = d if d is not None else make_damage_function(domain, cfg)
@@ -588,7 +589,7 @@ class MechanicsProblem:
         """u for fields.xdmf: itself when P1, else its vertex interpolant [um]."""
         if self.V.ufl_element().degree == 1:
             return self.u
-        if getattr(self, "_u1", None) is None:
+        if self._u1 is None:
             V1 = fem.functionspace(self.domain.mesh, ("Lagrange", 1, (self.tdim,)))
             self._u1 = fem.Function(V1, name="displacement")
         self._u1.interpolate(self.u)
