@@ -109,7 +109,7 @@ def warnings(cfg: Config) -> list[str]:
                        "(MODEL.md asks h <= l/5)")
     mech, ec = cfg.mechanics, cfg.electrochemistry
     coupled = mech.enabled and ec.enabled and ec.stress_coupling
-    filled = any(getattr(f, "filled_with_na", False) for f in (cfg.mesh.flaws or []))
+    filled = any(f.filled_with_na for f in cfg.mesh.flaws)
     griffith = cfg.fracture.enabled and cfg.fracture.model == "energy"  # a K_IC flaw check (the scenarios use 'stress')
     if coupled and filled and griffith and (ec.coupling_pressure == "mean" or mech.stiffness_mixing == "voigt"):
         out.append("Na-filled flaws with electrochemistry.coupling_pressure = "
