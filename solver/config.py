@@ -356,8 +356,6 @@ class DamagedDomain(Section):
         10.0, description="threshold across / along the planes [-]"
     )
     modulus_factor: Annotated[float, Field(gt=0.0, le=1.0)] = Field(1e-4, description="E x this in damaged cells")
-    orientation_cell_size: Length = Field(10e-6, description="size of the random orientation cells [m]")
-    seed: int = 7
 
 
 class Fracture(Section):

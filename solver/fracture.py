@@ -334,32 +334,6 @@ class FractureProblem:
 
 
 # --------------------------------------------------------------------------
-# orientation field of the damaged domain (macroscale)
-# --------------------------------------------------------------------------
-def damaged_domain_orientation(domain: Domain, cfg) -> fem.Function:
-    """DG0 random conduction-plane angle [rad] of the macroscale damaged
-    domain: coarse Voronoi cells of size ``orientation_cell_size`` with
-    uniform random angles, deterministic for ``damaged_domain.seed`` and
-    independent of the partition (seeds drawn on the whole box)."""
-    dd = cfg.fracture.damaged_domain
-    msh = domain.mesh
-    tdim = msh.topology.dim
-    size = scales.length(dd.orientation_cell_size)
-    lo = np.ascontiguousarray(msh.geometry.x[:, :tdim].min(axis=0), dtype=float)
-    hi = np.ascontiguousarray(msh.geometry.x[:, :tdim].max(axis=0), dtype=float)
-    msh.comm.Allreduce(MPI.IN_PLACE, lo, op=MPI.MIN)
-    msh.comm.Allreduce(MPI.IN_PLACE, hi, op=MPI.MAX)
-    n = max(1, int(round(np.prod((hi - lo) / size))))
-    rng = np.random.default_rng(dd.seed)
-    seeds = lo + rng.uniform(size=(n, tdim)) * (hi - lo)
-    angles = rng.uniform(0.0, np.pi, size=n)
-    ncell = num_local_cells(msh)
-    mid = dmesh.compute_midpoints(msh, tdim, np.arange(ncell, dtype=np.int32))[:, :tdim]
-    nearest = np.argmin(((mid[:, None, :] - seeds[None]) ** 2).sum(axis=2), axis=1)
-    return dg0_from_cell_values(msh, angles[nearest], "damaged_domain_orientation")
-
-
-# --------------------------------------------------------------------------
 # a notched (slit) rectangle for fracture tests and benchmarks
 # --------------------------------------------------------------------------
 def slit_rectangle_domain(comm: MPI.Comm, width: float, height: float, nx: int, ny: int,

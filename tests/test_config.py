@@ -217,3 +217,18 @@ def test_preflight_warns_about_the_deposit_pressure_of_na_filled_flaws():
     assert not [m for m in warnings(validate({})) if "Na-filled" in m]
     demo = load_config(Path(__file__).resolve().parents[1] / "configs" / "demo.yaml")
     assert not [m for m in warnings(demo) if "Na-filled" in m or "lock" in m]
+
+
+def test_cross_check_refuses_a_current_that_no_interface_may_carry():
+    """deposition_restriction = 'damage' (chi = d) under galvanostatic
+    control: nothing is damaged at t = 0, so the imposed current has nowhere
+    to go; the check names both keys and the alternatives before any solve."""
+    from solver.preflight import cross_check
+
+    galv = {"loading": {"electrical": {"control": "galvanostatic", "current_density": "1 mA/cm^2"}}}
+    bad = validate({**galv, "electrochemistry": {"deposition_restriction": "damage"}})
+    (msg,) = [p for p in cross_check(bad) if "deposition_restriction" in p]
+    assert "'damage'" in msg and "'galvanostatic'" in msg and "'metal'" in msg
+    for ok in (validate({**galv, "electrochemistry": {"deposition_restriction": "metal"}}),
+               validate({"electrochemistry": {"deposition_restriction": "damage"}})):
+        assert not [p for p in cross_check(ok) if "deposition_restriction" in p]

@@ -25,7 +25,7 @@ from solver.domain import (
     rectangle_domain,
     tag_grain_boundaries,
 )
-from solver.fracture import FractureProblem, damaged_domain_orientation, slit_rectangle_domain, stress_criteria
+from solver.fracture import FractureProblem, slit_rectangle_domain, stress_criteria
 from solver.mechanics import MechanicsProblem
 
 
@@ -264,29 +264,6 @@ def test_damaged_domain_threshold_and_no_healing(comm, theta_deg):
     assert everywhere(comm, np.all(fp.d.x.array[fp._qdofs[:n]] == 1.0))
     mp.solve(0.999 * thr)
     assert mp.elastic_energy() == pytest.approx(U0 / 1e-4, rel=1e-6)
-
-
-@pytest.mark.mpi
-def test_damaged_domain_orientation_deterministic(comm):
-    """The random orientation field of the damaged domain: angles in
-    [0, pi), piecewise constant on ~ (W H / size^2) coarse cells, the same
-    field (its integral and the integral of its square) on 1 and N ranks."""
-    import ufl
-    from dolfinx import fem
-
-    out = []
-    for cm in (MPI.COMM_SELF, comm):
-        cfg = make_cfg(mesh={"width": 40e-6, "height": 20e-6, "structured": 16},
-                       fracture={"model": "damaged_domain", "damaged_domain": {"orientation_cell_size": 10e-6}})
-        dom = rectangle_domain(cfg, cm)
-        f = damaged_domain_orientation(dom, cfg)
-        a = f.x.array
-        assert everywhere(cm, np.all((a >= 0) & (a < np.pi)))
-        vals = np.unique(np.concatenate(cm.allgather(np.round(a, 12))))
-        assert 2 <= len(vals) <= 8  # 8 seeds for a 40 x 20 um box of 10 um cells
-        dx = ufl.dx(domain=dom.mesh)
-        out.append([cm.allreduce(fem.assemble_scalar(fem.form(e * dx)), op=MPI.SUM) for e in (f, f * f)])
-    assert out[0] == pytest.approx(out[1], rel=1e-12)
 
 
 @pytest.mark.mpi
