@@ -1,6 +1,6 @@
 """``solver report DIR``: figures and a text summary of a run.
 
-Reads scalars.csv, summary.json and fields.xdmf (meshio; no DOLFINx) and
+Reads scalars.csv, summary.json and fields.xdmf (solver/series.py; no DOLFINx) and
 writes DIR/figures/*.png and DIR/report.txt:
 
 - snapshots_*.png: metal (xi), damage (d) and hydrostatic pressure at three
@@ -100,26 +100,25 @@ def _twin_plot(cols, left, right, path: Path, title: str, left_extra=None) -> bo
 
 
 def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
-    """Field snapshots at n output times (first with metal, middle, last)."""
-    import meshio
-
+    """Field snapshots at n output times (first with metal, middle, last),
+    each drawn on its own mesh (a restarted run changes the node order)."""
     from .render import headless, interface_edges
+    from .series import FieldSeries
 
     xdmf = directory / "fields.xdmf"
     if not xdmf.exists():
         return []
-    with meshio.xdmf.TimeSeriesReader(str(xdmf)) as reader:
-        points, cells = reader.read_points_cells()
-        tri = next((c.data for c in cells if c.type == "triangle"), None)
-        if tri is None:  # 3D runs: no 2D snapshots
-            return []
-        steps = sorted({0, reader.num_steps // 2, reader.num_steps - 1}) if reader.num_steps > 0 else []
-        frames = []
+    frames = []
+    with FieldSeries(xdmf) as series:
+        steps = sorted({0, len(series) // 2, len(series) - 1}) if len(series) > 0 else []
         for k in steps[:n]:
-            t, pdata, cdata = reader.read_data(k)
-            frames.append((t, pdata, {key: v[0] for key, v in cdata.items()}))
+            fr = series.frame(k)
+            if fr.cell_type != "triangle":  # 3D runs: no 2D snapshots
+                return []
+            frames.append(fr)
     made = []
-    for t, pdata, cdata in frames:
+    for fr in frames:
+        t, points, tri, pdata, cdata = fr.t, fr.points, fr.cells, fr.point_data, fr.cell_data
         fields = [f for f in SNAPSHOT_FIELDS if f[0] in pdata or f[0] in cdata][:3]
         if not fields:
             continue

@@ -5,13 +5,16 @@ temporal collection per function, which ParaView's XDMF3 reader opens while
 the run goes on. At every checkpoint and at the end of the run, rank 0
 rewrites ``fields.xdmf`` (atomically) as ONE temporal collection whose steps
 carry all fields (point data for P1 fields, cell data for DG0 ones): ParaView
-shows all fields on one grid and meshio's TimeSeriesReader reads it.
+shows all fields on one grid.
 
 A restarted run never appends to an HDF5 file that a killed process may have
 left inconsistent: it writes a new segment (``fields_r1.h5``, ...) and the
 index lists the steps of the earlier segments up to the restart time, then
 the new ones (each step names its own mesh, since a restart may use another
-number of ranks and so another node order).
+number of ranks and so another node order). Read it with ParaView or
+solver/series.py, which take every step's own mesh; meshio's
+TimeSeriesReader takes the first step's mesh for all and is only right for
+a run that was never restarted.
 """
 
 from __future__ import annotations
