@@ -281,7 +281,13 @@ class Electrochemistry(Section):
     equilibrium_potential: Voltage = Field(0.0, description="E0 [V]")
     crack_enhancement: Annotated[float, Field(ge=1.0)] = Field(10.0, description="k_D: D, sigma x k_D in cracks [-]")
     deposition_restriction: Literal["none", "damage", "metal"] = Field(
-        "none", description="chi(d, xi): where Na may deposit"
+        "none", description="chi(d, xi): where Na may deposit: 'none' chi = 1; 'damage' chi = e + (1 - e) d; "
+        "'metal' chi = max(e + (1 - e) d, xi), e = intact_deposition"
+    )
+    intact_deposition: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.0, description="e: chi in intact, metal-free electrolyte under deposition_restriction 'damage' or "
+        "'metal' [-]. 0: Na plates only into damage (or metal); 0 < e << 1: it also plates slowly into the intact "
+        "lattice, which pressurises a confined deposit until it cracks, then fills the crack at the full rate"
     )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
     coupling_pressure: Literal["mean", "normal"] = Field(

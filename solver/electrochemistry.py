@@ -15,7 +15,9 @@ Equations (strong form, SI; f = nF/RT):
     div( sigma_eff grad phi ) = n F c_s d xi/dt
 
 with g0(xi) = xi^2 (1 - xi)^2, h(xi) = xi^3 (6 xi^2 - 15 xi + 10), c_s = 1/Omega,
-W = 12 gamma/delta, kappa = 3 gamma delta/2, L_eta = i0 / (1.5 n F c_s delta).
+W = 12 gamma/delta, kappa = 3 gamma delta/2, L_eta = i0 / (1.5 n F c_s delta),
+chi = 1, or e + (1 - e) d ('damage'), or max(e + (1 - e) d, xi) ('metal'),
+e = ``intact_deposition`` (``deposition_restriction``).
 
 Sign conventions (documented choice)
 -----------------------------------
@@ -288,10 +290,11 @@ class ElectrochemistryProblem:
             f_eta = f_eta + P["stress_per_MPa"] * self.pressure
         self.f_eta_eff = f_eta
         B = ufl.exp((1.0 - alpha) * f_eta) - c * ufl.exp(-alpha * f_eta)
+        e = ec.intact_deposition
         if ec.deposition_restriction == "damage":
-            chi = dmg
+            chi = e + (1.0 - e) * dmg
         elif ec.deposition_restriction == "metal":
-            chi = ufl.max_value(dmg, xic)
+            chi = ufl.max_value(e + (1.0 - e) * dmg, xic)
         else:
             chi = 1.0
         rate = (xi - xi_n) / self.dt

@@ -88,12 +88,12 @@ def cross_check(cfg: Config) -> list[str]:
     if coupled and not ec.enabled and mech.enabled and cfg.loading.mechanical.type == "none":
         problems.append("loading.mechanical.type = 'none' with electrochemistry disabled: nothing loads the solid "
                         "(expected 'displacement' or 'pressure')")
-    if (coupled and ec.enabled and ec.deposition_restriction == "damage"
+    if (coupled and ec.enabled and ec.deposition_restriction == "damage" and ec.intact_deposition == 0.0
             and cfg.loading.electrical.control == "galvanostatic"):
-        problems.append("electrochemistry.deposition_restriction = 'damage' with loading.electrical.control = "
-                        "'galvanostatic': chi = d is 0 everywhere at t = 0 (no cell is damaged yet), so no interface "
-                        "can carry the imposed current; expected 'metal' (chi = max(d, xi)) or 'none', or "
-                        "potentiostatic control")
+        problems.append("electrochemistry.deposition_restriction = 'damage' with intact_deposition = 0 and "
+                        "loading.electrical.control = 'galvanostatic': chi = d is 0 everywhere at t = 0 (no cell is "
+                        "damaged yet), so no interface can carry the imposed current; expected intact_deposition > 0, "
+                        "'metal' (chi = max(d, xi)) or 'none', or potentiostatic control")
     if cfg.time.dt_max is not None and cfg.time.dt_max < cfg.time.dt:
         problems.append(f"time.dt_max = {cfg.time.dt_max:g}: smaller than time.dt = {cfg.time.dt:g}; expected dt <= dt_max")
     if cfg.mesh.kind == "rectangle" and cfg.mesh.h > cfg.mesh.height / 2:

@@ -228,7 +228,8 @@ def test_cross_check_refuses_a_current_that_no_interface_may_carry():
     galv = {"loading": {"electrical": {"control": "galvanostatic", "current_density": "1 mA/cm^2"}}}
     bad = validate({**galv, "electrochemistry": {"deposition_restriction": "damage"}})
     (msg,) = [p for p in cross_check(bad) if "deposition_restriction" in p]
-    assert "'damage'" in msg and "'galvanostatic'" in msg and "'metal'" in msg
+    assert "'damage'" in msg and "'galvanostatic'" in msg and "intact_deposition > 0" in msg
     for ok in (validate({**galv, "electrochemistry": {"deposition_restriction": "metal"}}),
+               validate({**galv, "electrochemistry": {"deposition_restriction": "damage", "intact_deposition": 0.1}}),
                validate({"electrochemistry": {"deposition_restriction": "damage"}})):
         assert not [p for p in cross_check(ok) if "deposition_restriction" in p]

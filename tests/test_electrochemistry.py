@@ -428,3 +428,35 @@ def test_reactive_anode_faraday_split(comm):
     assert s["anode_plated_volume_m3_m"] == pytest.approx(Omega * q_anode / F, rel=1e-7)
     assert s["deposited_volume_m3_m"] + s["anode_plated_volume_m3_m"] == pytest.approx(bound, rel=1e-12)
     assert 0.1 * bound < s["deposited_volume_m3_m"] < 0.9 * bound
+
+
+@pytest.mark.parametrize("restriction, e, damaged", [("damage", 0.25, 0.0), ("damage", 0.25, 1.0),
+                                                     ("metal", 0.25, 0.0)])
+def test_E1_planar_velocity_under_a_deposition_restriction(comm, restriction, e, damaged):
+    """chi(d, xi) scales the Butler-Volmer term: with a uniform d the planar
+    front of E1 moves at chi times v = 1.5 delta L_eta |B|, chi = e + (1 - e) d
+    ('damage': 0.25 intact, 1 damaged). Under 'metal', chi = max(e, xi) is
+    not uniform across the front: the speed lies between e and 1 times v
+    (measured 0.509). Same discretisation and 3% as E1."""
+    from dolfinx import fem
+
+    from solver.domain import rectangle_domain
+    from solver.electrochemistry import ElectrochemistryProblem, bv_bracket
+
+    eta = 0.1
+    raw = _strip(iso_sigma=100.0, electrical={"control": "potentiostatic", "voltage": eta},
+                 extra={"electrochemistry": {"deposition_restriction": restriction, "intact_deposition": e}})
+    cfg = _cfg(raw)
+    dom = rectangle_domain(cfg, comm)
+    d = fem.Function(fem.functionspace(dom.mesh, ("Lagrange", 1)), name="damage")
+    d.x.array[:] = damaged
+    ec = ElectrochemistryProblem(dom, cfg, d=d)
+    rows = _run(ec, 20.0, 0.5)
+    half = len(rows) // 2
+    v = np.polyfit(rows[half:, 0], rows[half:, 1], 1)[0] / 0.25e-6
+    P = ec.parameters()
+    v_full = P["planar_velocity_per_B_m_s"] * abs(bv_bracket(-eta, 0.5, P["f_1_V"]))
+    if restriction == "damage":
+        assert v == pytest.approx((e + (1 - e) * damaged) * v_full, rel=0.03)
+    else:
+        assert e * v_full * 1.03 < v < 0.97 * v_full
