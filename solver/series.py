@@ -54,10 +54,6 @@ class FieldSeries:
     def __len__(self) -> int:
         return len(self._steps)
 
-    @property
-    def times(self) -> list[float]:
-        return [float(s.find("Time").get("Value")) for s in self._steps]
-
     def frame(self, k: int) -> Frame:
         step = self._steps[k]
         own = step.find("Topology") is not None
