@@ -352,10 +352,9 @@ def test_na_pocket_stalls_with_its_metal_at_f_eta_over_v_m(comm, shared_tmp):
     start, with the metal at p = F eta / V_m = 407 MPa within 5% (the Lame
     pocket test puts the interface traction 4% below the metal's pressure
     at delta / r = 0.2). Measured: 400.9 MPa, current 0.5%, area +60%."""
-    import meshio
-
     from solver.run import run
     from solver.scales import FARADAY
+    from solver.series import FieldSeries
 
     cfg = _cfg(base=POCKET)
     assert run(cfg, shared_tmp, comm=comm) == 0
@@ -363,12 +362,10 @@ def test_na_pocket_stalls_with_its_metal_at_f_eta_over_v_m(comm, shared_tmp):
     rows = _rows(shared_tmp)
     i0, i1 = float(rows[0]["current_density_A_m2"]), float(rows[-1]["current_density_A_m2"])
     assert abs(i1) < 0.01 * i0
-    with meshio.xdmf.TimeSeriesReader(str(shared_tmp / "fields.xdmf")) as reader:
-        pts, cells = reader.read_points_cells()
-        _, pdata, cdata = reader.read_data(reader.num_steps - 1)
-    tri = cells[0].data
-    xi = pdata["metal"].ravel()[tri].mean(axis=1)
+    with FieldSeries(shared_tmp / "fields.xdmf") as series:
+        fr = series.frame(len(series) - 1)
+    xi = fr.point_data["metal"].ravel()[fr.cells].mean(axis=1)
     body = xi > 0.99
-    p_body = float(np.mean(cdata["hydrostatic_pressure"][0].ravel()[body]))
+    p_body = float(np.mean(fr.cell_data["hydrostatic_pressure"].ravel()[body]))
     p_stall = FARADAY * 0.1 / cfg.materials.sodium.molar_volume
     assert p_body == pytest.approx(p_stall, rel=0.05), (p_body, p_stall)

@@ -25,7 +25,9 @@ def _cfg(raw):
     return validate(raw)
 
 
-def _problem(raw, comm, pressure=False):
+def _problem(raw, comm, pressure=False, damage=None):
+    """The electrochemistry problem of ``raw``; ``pressure``: with a P1
+    pressure field (returned); ``damage``: a uniform P1 d of that value."""
     from dolfinx import fem
 
     from solver.domain import rectangle_domain
@@ -33,11 +35,20 @@ def _problem(raw, comm, pressure=False):
 
     cfg = _cfg(raw)
     dom = rectangle_domain(cfg, comm)
-    p = None
-    if pressure:
-        V1 = fem.functionspace(dom.mesh, ("Lagrange", 1))
-        p = fem.Function(V1, name="pressure")
-    return ElectrochemistryProblem(dom, cfg, pressure=p), p
+    V1 = fem.functionspace(dom.mesh, ("Lagrange", 1))
+    p = fem.Function(V1, name="pressure") if pressure else None
+    d = None
+    if damage is not None:
+        d = fem.Function(V1, name="damage")
+        d.x.array[:] = damage
+    return ElectrochemistryProblem(dom, cfg, pressure=p, d=d), p
+
+
+def _front_speed(rows):
+    """Front speed [m/s] of a 0.25 um wide strip: slope of the metal area
+    over the second half of the run (after the profile settles)."""
+    half = len(rows) // 2
+    return np.polyfit(rows[half:, 0], rows[half:, 1], 1)[0] / 0.25e-6
 
 
 def _strip(height_um=8.0, cells=64, layer_um=2.0, iso_sigma=None, angle_deg=None, electrical=None, extra=None):
@@ -121,8 +132,7 @@ def test_E1_planar_velocity(comm, eta):
 
     ec, _ = _problem(_strip(iso_sigma=100.0, electrical={"control": "potentiostatic", "voltage": eta}), comm)
     rows = _run(ec, 20.0, 0.5)
-    half = len(rows) // 2
-    v = np.polyfit(rows[half:, 0], rows[half:, 1], 1)[0] / 0.25e-6
+    v = _front_speed(rows)
     P = ec.parameters()
     v_th = P["planar_velocity_per_B_m_s"] * abs(bv_bracket(-eta, 0.5, P["f_1_V"]))
     assert v == pytest.approx(v_th, rel=0.03)
@@ -438,22 +448,13 @@ def test_E1_planar_velocity_under_a_deposition_restriction(comm, restriction, e,
     ('damage': 0.25 intact, 1 damaged). Under 'metal', chi = max(e, xi) is
     not uniform across the front: the speed lies between e and 1 times v
     (measured 0.509). Same discretisation and 3% as E1."""
-    from dolfinx import fem
-
-    from solver.domain import rectangle_domain
-    from solver.electrochemistry import ElectrochemistryProblem, bv_bracket
+    from solver.electrochemistry import bv_bracket
 
     eta = 0.1
     raw = _strip(iso_sigma=100.0, electrical={"control": "potentiostatic", "voltage": eta},
                  extra={"electrochemistry": {"deposition_restriction": restriction, "intact_deposition": e}})
-    cfg = _cfg(raw)
-    dom = rectangle_domain(cfg, comm)
-    d = fem.Function(fem.functionspace(dom.mesh, ("Lagrange", 1)), name="damage")
-    d.x.array[:] = damaged
-    ec = ElectrochemistryProblem(dom, cfg, d=d)
-    rows = _run(ec, 20.0, 0.5)
-    half = len(rows) // 2
-    v = np.polyfit(rows[half:, 0], rows[half:, 1], 1)[0] / 0.25e-6
+    ec, _ = _problem(raw, comm, damage=damaged)
+    v = _front_speed(_run(ec, 20.0, 0.5))
     P = ec.parameters()
     v_full = P["planar_velocity_per_B_m_s"] * abs(bv_bracket(-eta, 0.5, P["f_1_V"]))
     if restriction == "damage":
