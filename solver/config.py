@@ -289,6 +289,12 @@ class Electrochemistry(Section):
         "'metal' [-]. 0: Na plates only into damage (or metal); 0 < e << 1: it also plates slowly into the intact "
         "lattice, which pressurises a confined deposit until it cracks, then fills the crack at the full rate"
     )
+    exchange_current_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        1.0, description="r: i0 of an interface parallel to the conduction planes over i0 of one that cuts "
+        "them [-]. 1: isotropic kinetics (MODEL.md). r < 1: i0(n) = i0 [r + (1 - r) n.(I - m m).n], n the "
+        "interface normal, m the plane normal: Na+ leaves the electrolyte into the metal along its planes, so "
+        "the deposit advances along the conduction planes of each grain (r ~ sigma_perp / sigma_par = 0.01)",
+    )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
     coupling_pressure: Literal["mean", "normal"] = Field(
         "mean",

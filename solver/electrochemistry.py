@@ -17,7 +17,9 @@ Equations (strong form, SI; f = nF/RT):
 with g0(xi) = xi^2 (1 - xi)^2, h(xi) = xi^3 (6 xi^2 - 15 xi + 10), c_s = 1/Omega,
 W = 12 gamma/delta, kappa = 3 gamma delta/2, L_eta = i0 / (1.5 n F c_s delta),
 chi = 1, or e + (1 - e) d ('damage'), or max(e + (1 - e) d, xi) ('metal'),
-e = ``intact_deposition`` (``deposition_restriction``).
+e = ``intact_deposition`` (``deposition_restriction``), times
+r + (1 - r) n.(I - m m).n with n = grad xi / |grad xi| when the exchange
+current is anisotropic (r = ``exchange_current_ratio`` < 1, m the plane normal).
 
 Sign conventions (documented choice)
 -----------------------------------
@@ -297,6 +299,12 @@ class ElectrochemistryProblem:
             chi = ufl.max_value(e + (1.0 - e) * dmg, xic)
         else:
             chi = 1.0
+        r_i0 = ec.exchange_current_ratio
+        if r_i0 < 1.0:  # i0(n) = i0 [r + (1 - r) n.P_par.n], n = grad xi / |grad xi|
+            g = ufl.grad(xi)
+            p_par, _ = domain.plane_tensors()
+            eps2 = (1e-3 / P["delta"]) ** 2  # |grad xi| ~ 1/delta inside the interface
+            chi = chi * (r_i0 + (1.0 - r_i0) * ufl.inner(ufl.dot(p_par, g), g) / (ufl.inner(g, g) + eps2))
         rate = (xi - xi_n) / self.dt
         F_xi = (rate * vx + P["LsW"] * g0_prime(xi) * vx + P["Lskappa"] * ufl.inner(ufl.grad(xi), ufl.grad(vx))
                 + P["L_eta"] * h_prime(xi) * B * chi * vx) * dx
