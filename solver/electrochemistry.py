@@ -307,7 +307,7 @@ class ElectrochemistryProblem:
             chi = chi * (r_i0 + (1.0 - r_i0) * ufl.inner(ufl.dot(p_par, g), g) / (ufl.inner(g, g) + eps2))
         rate = (xi - xi_n) / self.dt
         F_xi = (rate * vx + P["LsW"] * g0_prime(xi) * vx + P["Lskappa"] * ufl.inner(ufl.grad(xi), ufl.grad(vx))
-                + P["L_eta"] * h_prime(xi) * B * chi * vx) * dx
+                + P["L_eta"] * h_prime(xic) * B * chi * vx) * dx
         F_c = ((c - c_n) / self.dt * vc + ufl.inner(self.D_eff * (ufl.grad(c) + n * c * ufl.grad(psi)), ufl.grad(vc))
                + P["cs_over_c0"] * rate * vc) * dx
         F_p = (ufl.inner(self.S_eff * ufl.grad(psi), ufl.grad(vp)) + rate * vp) * dx
