@@ -219,6 +219,22 @@ def test_preflight_warns_about_the_deposit_pressure_of_na_filled_flaws():
     assert not [m for m in warnings(demo) if "Na-filled" in m or "lock" in m]
 
 
+def test_preflight_warns_about_a_lagging_interface_but_not_on_the_shipped_configs():
+    """L_sigma W / (L_eta |B|) < 0.5 (test_electrochemistry measures the lag)
+    gets a warning naming electrochemistry.interface_mobility and the ratio;
+    with a schedule the peak voltage counts; no shipped config warns."""
+    from solver.preflight import interface_relaxation_ratio, warnings
+
+    slow = {"electrochemistry": {"interface_mobility": 1e-10}, "loading": {"electrical": {"voltage": 0.15}}}
+    (msg,) = [m for m in warnings(validate(slow)) if "interface_mobility" in m]
+    r = interface_relaxation_ratio(validate(slow))
+    assert "1e-10" in msg and f"{r:.3g}" in msg and r < 0.5
+    ramp = {**slow, "loading": {"electrical": {"voltage": {"points": [[0, 0.0], [10, 0.15]]}}}}
+    assert interface_relaxation_ratio(validate(ramp)) == pytest.approx(r)
+    for path in sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")):
+        assert not [m for m in warnings(load_config(path)) if "interface_mobility" in m], path.name
+
+
 def test_cross_check_refuses_a_current_that_no_interface_may_carry():
     """deposition_restriction = 'damage' (chi = d) under galvanostatic
     control: nothing is damaged at t = 0, so the imposed current has nowhere
