@@ -14,7 +14,8 @@ Equations (strong form, SI; f = nF/RT):
     d c~/dt = div[ D_eff (grad c~ + c~ f grad phi) ] - (c_s / c0) d xi/dt
     div( sigma_eff grad phi ) = n F c_s d xi/dt
 
-with g0(xi) = xi^2 (1 - xi)^2, h(xi) = xi^3 (6 xi^2 - 15 xi + 10), c_s = 1/Omega,
+with g0(xi) = xi^2 (1 - xi)^2, h(xi) = xi^3 (6 xi^2 - 15 xi + 10) (h and h' of xi
+clipped to [0, 1]: no Butler-Volmer term outside the two phases), c_s = 1/Omega,
 W = 12 gamma/delta, kappa = 3 gamma delta/2, L_eta = i0 / (1.5 n F c_s delta),
 chi = 1, or e + (1 - e) d ('damage'), or max(e + (1 - e) d, xi) ('metal'),
 e = ``intact_deposition`` (``deposition_restriction``), times
