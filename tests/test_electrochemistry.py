@@ -440,6 +440,31 @@ def test_reactive_anode_faraday_split(comm):
     assert 0.1 * bound < s["deposited_volume_m3_m"] < 0.9 * bound
 
 
+def test_metal_above_one_relaxes_under_any_overpotential(comm):
+    """The Butler-Volmer term acts only between the phases (h' of xi clipped
+    to [0, 1]): metal pushed above xi = 1 relaxes back to 1 by the double
+    well even at 0.2 V. With h'(xi) unclipped, h'(1.3) = 4.6 and the term
+    outgrows the double well 13 x there (L_sigma/100, delta 0.2 um):
+    xi ran away (seen at 55 in a corner before the clip)."""
+    from mpi4py import MPI
+
+    from solver.electrochemistry import XI
+
+    raw = _strip(height_um=4.0, cells=40, layer_um=2.0, iso_sigma=100.0,
+                 electrical={"control": "potentiostatic", "voltage": 0.2},
+                 extra={"electrochemistry": {"interface_width": "0.2 um", "interface_mobility": 2.5e-8}})
+    ec, _ = _problem(raw, comm)
+    xi = ec.u.x.array[ec._map[XI]]
+    ec.u.x.array[ec._map[XI]] = np.where(xi > 0.99, 1.3, xi)
+    ec.u_n.x.array[:] = ec.u.x.array
+    peak = []
+    for k in range(10):
+        ec.solve(k * 0.1, 0.1)
+        ec.commit()
+        peak.append(comm.allreduce(ec.u.x.array[ec._map[XI]].max(), op=MPI.MAX))
+    assert all(b < a for a, b in zip(peak, peak[1:])) and 1.0 < peak[-1] < 1.3
+
+
 @pytest.mark.parametrize("ratio", [3.0, 0.1])
 def test_E1_planar_velocity_needs_a_relaxed_interface(comm, ratio):
     """v = 1.5 delta L_eta |B| assumes the tanh profile keeps up: with
