@@ -19,6 +19,10 @@ from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
 # Defaults per sub-solver (symmetric positive definite problems: CG + GAMG).
+# direct solves before a failed Krylov solver (direct_fallback 'sticky') is
+# tried again; doubled after each retry that fails
+RETRY_KRYLOV_AFTER = 20
+
 SPD_DEFAULTS = {
     "ksp_type": "cg",
     "pc_type": "gamg",
@@ -93,6 +97,12 @@ class LinearSolver:
         self.direct_fallback = direct_fallback
         self.fallback_solves = 0
         self._fb_ksp = None
+        # 'sticky': after a failed Krylov solve the next `_retry_in` solves go
+        # to the direct solver, then Krylov is tried again (the interval
+        # doubles after each failed retry); a converged retry returns to Krylov
+        self.direct_mode = False
+        self.retry_every = RETRY_KRYLOV_AFTER
+        self._retry_in = 0
 
     def assemble(self):
         if not (self.constant_matrix and self._assembled):
@@ -112,7 +122,8 @@ class LinearSolver:
     def solve(self, u: fem.Function) -> int:
         """Solve into ``u``; returns Krylov iterations; raises SolveError."""
         self.assemble()
-        if self.fallback_solves and self.direct_fallback == "sticky":
+        if self.direct_mode and self._retry_in > 0:
+            self._retry_in -= 1
             self.iterations = 0
             reason = self._solve_direct(u, None)
         else:
@@ -123,7 +134,16 @@ class LinearSolver:
             self.iterations = self.ksp.getIterationNumber()
             self.total_iterations += self.iterations
             if reason < 0 and self.direct_fallback:
+                if self.direct_fallback == "sticky":
+                    if self.direct_mode:  # a retry failed: wait twice as long
+                        self.retry_every *= 2
+                    self.direct_mode = True
+                    self._retry_in = self.retry_every
                 reason = self._solve_direct(u, reason)
+            elif self.direct_mode:
+                self.direct_mode = False
+                self._log(f"{self.prefix.rstrip('_')}: Krylov converged again ({self.iterations} iterations) "
+                          f"after {self.fallback_solves} direct solve(s); back to Krylov")
         if reason < 0:
             raise SolveError(f"{self.prefix.rstrip('_')} solve diverged (KSP reason {reason}, "
                              f"{self.iterations} iterations)")
@@ -134,26 +154,34 @@ class LinearSolver:
         prefix ``<prefix>fallback_``); logged at the 1st, 10th, 100th... use.
         A near-singular operator (a body cut through by a crack, held only by
         the residual stiffness) defeats the AMG hierarchy but not LU; with
-        ``direct_fallback="sticky"`` the direct solver is kept for the rest
-        of the run (the crack does not heal)."""
+        ``direct_fallback="sticky"`` the direct solver also takes the next
+        ``retry_every`` solves (20, doubled after each failed retry), since
+        the hard operator lasts while the crack runs, and Krylov returns once
+        a retry converges (after a crack jump CG + GAMG converged again in
+        78-80 iterations, README "Known limits")."""
         if self._fb_ksp is None:
             self._fb_ksp = direct_ksp(self.prefix + "fallback_", self.ksp.comm)
         self._fb_ksp.setOperators(self.A)
         self._fb_ksp.solve(self.b, u.x.petsc_vec)
         u.x.scatter_forward()
         self.fallback_solves += 1
-        if krylov_reason is not None and self.fallback_solves in (1, 10, 100, 1000, 10000):
-            import logging
-
-            then = ("the direct solver is used from now on" if self.direct_fallback == "sticky"
+        if krylov_reason is not None and (self.direct_fallback == "sticky"
+                                          or self.fallback_solves in (1, 10, 100, 1000, 10000)):
+            then = (f"the direct solver takes the next {self._retry_in} solve(s), then Krylov is tried again"
+                    if self.direct_fallback == "sticky"
                     else f"direct fallback used ({self.fallback_solves} time(s) so far)")
-            logging.getLogger("nacrack").info(
-                f"{self.prefix.rstrip('_')}: Krylov solve failed (reason {krylov_reason}, {self.iterations} "
-                f"iterations); {then}")
+            self._log(f"{self.prefix.rstrip('_')}: Krylov solve failed (reason {krylov_reason}, {self.iterations} "
+                      f"iterations); {then}")
         reason = self._fb_ksp.getConvergedReason()
         if reason >= 0 and not np.isfinite(u.x.petsc_vec.norm()):
             reason = -1
         return reason
+
+    @staticmethod
+    def _log(message: str) -> None:
+        import logging
+
+        logging.getLogger("nacrack").info(message)
 
     def destroy(self):
         self.ksp.destroy()

@@ -504,9 +504,11 @@ def test_derived_fields_uniaxial(comm):
 @pytest.mark.mpi
 def test_failed_krylov_solve_falls_back_to_a_direct_solve(comm):
     """A Krylov solve that fails (here forced: ksp_max_it = 1) is retried with
-    MUMPS, and the direct solver is kept for later solves ('sticky': a body
-    cut by a crack stays hard for AMG). The answer is still the exact
-    uniaxial state sigma_yy = s of the patch test."""
+    MUMPS, and the direct solver takes the next retry_every solves ('sticky':
+    a body cut by a crack stays hard for AMG while the crack runs). Krylov is
+    then tried again: a failed retry doubles the interval, a converged one
+    returns to Krylov. Every answer is the exact uniaxial state
+    sigma_yy = s of the patch test."""
     s = 50.0
     cfg = base_cfg(materials={"electrolyte": {"youngs_modulus": 200e9, "poisson_ratio": 0.22}},
                    mechanics={"split": "none"},
@@ -514,12 +516,26 @@ def test_failed_krylov_solve_falls_back_to_a_direct_solve(comm):
                                            "support": "roller", "value": -s * 1e6}},
                    solver={"petsc": {"mechanics": {"ksp_max_it": 1}}})
     mp = MechanicsProblem(rectangle_domain(cfg, comm), cfg)
-    mp.solve(0.0)
-    assert mp.solver.fallback_solves == 1
-    assert everywhere(comm, np.allclose(mp.cell_stress()[:, 1, 1], s, rtol=1e-8))
-    mp.solve(0.0)  # the second solve goes straight to the direct solver
-    assert mp.solver.fallback_solves == 2 and mp.solver.iterations == 0
-    assert mp.residual_norm() < 1e-10
+    ls = mp.solver
+    ls.retry_every = 2
+
+    def solve(direct_total, krylov):
+        mp.u.x.array[:] = 0.0
+        mp.solve(0.0)
+        assert ls.fallback_solves == direct_total and (ls.iterations > 0) == krylov
+        assert everywhere(comm, np.allclose(mp.cell_stress()[:, 1, 1], s, rtol=1e-8))
+        if not krylov:  # LU: exact to round-off
+            assert mp.residual_norm() < 1e-10
+
+    solve(1, krylov=True)  # Krylov fails after 1 iteration, MUMPS answers
+    solve(2, krylov=False)  # the next 2 solves go straight to the direct solver
+    solve(3, krylov=False)
+    solve(4, krylov=True)  # the retry fails: now 4 direct solves
+    ls.ksp.setTolerances(max_it=1000)  # Krylov would converge again
+    for k in range(4):
+        solve(5 + k, krylov=False)
+    solve(8, krylov=True)  # the retry converges: back to Krylov
+    assert not ls.direct_mode
 
 
 @pytest.mark.mpi
