@@ -18,11 +18,11 @@ from petsc4py import PETSc
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-# Defaults per sub-solver (symmetric positive definite problems: CG + GAMG).
-# direct solves before a failed Krylov solver (direct_fallback 'sticky') is
-# tried again; doubled after each retry that fails
+# Direct solves before a failed Krylov solver (direct_fallback 'sticky') is
+# tried again; doubled after each retry that fails.
 RETRY_KRYLOV_AFTER = 20
 
+# Defaults per sub-solver (symmetric positive definite problems: CG + GAMG).
 SPD_DEFAULTS = {
     "ksp_type": "cg",
     "pc_type": "gamg",
@@ -151,7 +151,8 @@ class LinearSolver:
 
     def _solve_direct(self, u: fem.Function, krylov_reason: int) -> int:
         """Retry a failed Krylov solve with a parallel direct solve (MUMPS,
-        prefix ``<prefix>fallback_``); logged at the 1st, 10th, 100th... use.
+        prefix ``<prefix>fallback_``); logged at each failed Krylov solve
+        ('sticky') or at the 1st, 10th, 100th... use.
         A near-singular operator (a body cut through by a crack, held only by
         the residual stiffness) defeats the AMG hierarchy but not LU; with
         ``direct_fallback="sticky"`` the direct solver also takes the next
