@@ -26,7 +26,7 @@ from mpi4py import MPI
 def front_speed_ratio(ratio: float, voltage: float, comm) -> dict:
     from solver.config import validate
     from solver.domain import rectangle_domain
-    from solver.electrochemistry import ElectrochemistryProblem, bv_bracket
+    from solver.electrochemistry import ElectrochemistryProblem, bv_bracket, derived_parameters
 
     raw = {
         "mesh": {"width": "0.25 um", "height": "4 um", "structured": 80},
@@ -36,14 +36,11 @@ def front_speed_ratio(ratio: float, voltage: float, comm) -> dict:
         "loading": {"electrical": {"control": "potentiostatic", "voltage": voltage}},
     }
 
-    def problem():
-        cfg = validate(raw)
-        return ElectrochemistryProblem(rectangle_domain(cfg, comm), cfg)
-
-    P = problem().parameters()
+    P = derived_parameters(validate(raw))
     B = abs(bv_bracket(-voltage, 0.5, P["f_1_V"]))
     raw["electrochemistry"]["interface_mobility"] = ratio * P["L_eta_1_s"] * B / P["W_J_m3"]
-    ec = problem()
+    cfg = validate(raw)
+    ec = ElectrochemistryProblem(rectangle_domain(cfg, comm), cfg)
     v_bv = P["planar_velocity_per_B_m_s"] * B
     steps = 40
     dt = 1.0e-6 / v_bv / steps

@@ -471,14 +471,14 @@ def test_E1_planar_velocity_needs_a_relaxed_interface(comm, ratio):
     L_sigma W = 3 L_eta |B| the front speed is within E1's 3%; at 0.1 it
     lags below half (measured 0.37), and the pre-flight check warns about
     exactly that setting (not about the 3x one)."""
-    from solver.electrochemistry import bv_bracket
+    from solver.electrochemistry import bv_bracket, derived_parameters
     from solver.preflight import interface_relaxation_ratio, warnings
 
     eta = 0.2
     raw = _strip(height_um=4.0, cells=80, layer_um=1.0, iso_sigma=100.0,
                  electrical={"control": "potentiostatic", "voltage": eta},
                  extra={"electrochemistry": {"interface_width": "0.2 um"}})
-    P = _problem(raw, comm)[0].parameters()
+    P = derived_parameters(_cfg(raw))
     B = abs(bv_bracket(-eta, 0.5, P["f_1_V"]))
     raw["electrochemistry"]["interface_mobility"] = ratio * P["L_eta_1_s"] * B / P["W_J_m3"]
     ec, _ = _problem(raw, comm)
