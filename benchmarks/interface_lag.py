@@ -5,7 +5,7 @@
 The planar front of VERIFICATION.md E1 (a 0.25 um wide column, 4 um high,
 80 cells, a 1 um Na layer, fast isotropic transport, delta = 0.2 um) is
 driven at a fixed cell voltage V. The sharp-interface speed is
-v_BV = 1.5 delta L_eta |B|, |B| = |exp((1 - alpha) f V) - exp(-alpha f V)|;
+v_BV = 1.5 delta L_eta |B|, |B| = |exp(-(1 - alpha) f V) - exp(alpha f V)|;
 it holds while the profile relaxes (rate L_sigma W) faster than the
 Butler-Volmer term transforms it (rate L_eta |B|). For each ratio
 L_sigma W / (L_eta |B|) the script sets L_sigma, runs the front ~1 um and

@@ -95,7 +95,6 @@ Known model properties (MODEL.md defaults), measured in the tests:
 
 from __future__ import annotations
 
-import math
 import time as _time
 
 import numpy as np
@@ -111,6 +110,7 @@ from .config import schedule_value
 from .domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from .initial_na import initial_xi
 from .linalg import SolveError, direct_ksp, set_options
+from .preflight import bv_bracket
 
 XI, CONC, POT = 0, 1, 2
 _OPTIONS_SET: set[str] = set()
@@ -141,11 +141,6 @@ KSP_DEFAULTS = {
 # --------------------------------------------------------------------------
 # scalar helpers (SI), used by tests and to guess the galvanostatic voltage
 # --------------------------------------------------------------------------
-def bv_bracket(eta: float, alpha: float, f: float, c: float = 1.0) -> float:
-    """B = exp((1-alpha) f eta) - c exp(-alpha f eta) (eta in V, f = nF/RT)."""
-    return math.exp((1.0 - alpha) * f * eta) - c * math.exp(-alpha * f * eta)
-
-
 def bv_overpotential(i: float, i0: float, alpha: float, f: float, c: float = 1.0) -> float:
     """eta [V] with -i0 B(eta) = i (i > 0 plating -> eta < 0), by bisection."""
     lo, hi = -50.0 / f, 50.0 / f

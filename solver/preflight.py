@@ -47,6 +47,11 @@ def stall_pressure(cfg: Config, overpotential: float) -> float:
     return ec.charge_number * FARADAY * abs(overpotential) / cfg.materials.sodium.molar_volume
 
 
+def bv_bracket(eta: float, alpha: float, f: float, c: float = 1.0) -> float:
+    """B = exp((1-alpha) f eta) - c exp(-alpha f eta) (eta in V, f = nF/RT)."""
+    return math.exp((1.0 - alpha) * f * eta) - c * math.exp(-alpha * f * eta)
+
+
 def _peak(value) -> float:
     """max |value| of a constant or a Schedule (SI)."""
     if value is None:
@@ -59,17 +64,16 @@ def _peak(value) -> float:
 def interface_relaxation_ratio(cfg: Config) -> float:
     """L_sigma W / (L_eta |B|): how fast the diffuse interface relaxes to its
     tanh profile against how fast the Butler-Volmer term transforms it.
-    |B| = |exp((1 - alpha) f V) - exp(-alpha f V)| at the peak cell voltage V
-    (potentiostatic: all of it taken as overpotential, an upper bound) or
+    |B| = |B(eta = -V)| at the peak cell voltage V (potentiostatic: all of it
+    taken as plating overpotential, an upper bound) or
     i / i0 at the peak mean current density (galvanostatic). Measured on the
     planar front of E1 (delta = 0.2 um): speed / (1.5 delta L_eta |B|) =
     0.37, 0.52, 0.78, 0.99 at ratios 0.1, 0.3, 1, 3."""
     ec, el = cfg.electrochemistry, cfg.loading.electrical
     ip = interface_parameters(cfg)
     if el.control == "potentiostatic":
-        fV = ec.charge_number * _peak(el.voltage) / ip["thermal_voltage_V"]
-        alpha = ec.transfer_coefficient
-        B = abs(math.exp((1 - alpha) * fV) - math.exp(-alpha * fV))
+        f = ec.charge_number / ip["thermal_voltage_V"]
+        B = abs(bv_bracket(-_peak(el.voltage), ec.transfer_coefficient, f))
     elif el.control == "galvanostatic":
         B = _peak(el.current_density) / ec.exchange_current_density
     else:

@@ -483,6 +483,9 @@ def test_E1_planar_velocity_needs_a_relaxed_interface(comm, ratio):
     raw["electrochemistry"]["interface_mobility"] = ratio * P["L_eta_1_s"] * B / P["W_J_m3"]
     ec, _ = _problem(raw, comm)
     assert interface_relaxation_ratio(_cfg(raw)) == pytest.approx(ratio, rel=1e-9)
+    raw_a = {**raw, "electrochemistry": {**raw["electrochemistry"], "transfer_coefficient": 0.3}}
+    B_a = abs(bv_bracket(-eta, 0.3, P["f_1_V"]))  # the plating branch: exp(alpha f eta) dominates
+    assert interface_relaxation_ratio(_cfg(raw_a)) == pytest.approx(ratio * B / B_a, rel=1e-9)
     lag = [w for w in warnings(_cfg(raw)) if "interface_mobility" in w]
     v_bv = P["planar_velocity_per_B_m_s"] * B
     T = 1.0e-6 / v_bv  # the front moves ~1 um
