@@ -21,6 +21,10 @@ chi = 1, or e + (1 - e) d ('damage'), or max(e + (1 - e) d, xi) ('metal'),
 e = ``intact_deposition`` (``deposition_restriction``), times
 r + (1 - r) n.(I - m m).n with n = grad xi / |grad xi| when the exchange
 current is anisotropic (r = ``exchange_current_ratio`` < 1, m the plane normal).
+With ``anti_curvature`` the xi equation gains - L_sigma kappa |grad xi|_0 div n,
+|grad xi|_0 = (4/delta) xi (1 - xi), n = grad xi / |grad xi|: kappa lap xi then
+keeps only its normal part, which holds the tanh profile, and the curvature
+flow L_sigma kappa / R of a tip of radius R is removed.
 
 Sign conventions (documented choice)
 -----------------------------------
@@ -324,6 +328,14 @@ class ElectrochemistryProblem:
             F_p = F_p + self.j_b * vp * dsp
             total_rate = total_rate + self.j_b * dsp
             self._anode_rate_form = fem.form(self.j_b * dsp)
+        if ec.anti_curvature:
+            # kappa lap xi = kappa (xi_nn + |grad xi| div n): subtract the curvature part with the
+            # equilibrium slope |grad xi|_0 = (4/delta) xic (1 - xic); weak form of + Lskappa |grad xi|_0 div n vx
+            # is - Lskappa n . grad(|grad xi|_0 vx) (no second derivatives of the P1 xi)
+            g = ufl.grad(xi)
+            n_xi = g / ufl.sqrt(ufl.inner(g, g) + (1e-3 / P["delta"]) ** 2)
+            slope0 = 4.0 / P["delta"] * xic * (1.0 - xic)
+            F_xi = F_xi - P["Lskappa"] * ufl.inner(n_xi, ufl.grad(slope0 * vx)) * dx
         F = F_xi + F_c + F_p
         self.F_form = fem.form(F)
         self.J_form = fem.form(ufl.derivative(F, self.u, ufl.TrialFunction(self.W)))

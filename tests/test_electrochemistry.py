@@ -535,3 +535,39 @@ def test_E1_planar_velocity_under_a_deposition_restriction(comm, restriction, e,
         assert v == pytest.approx((e + (1 - e) * damaged) * v_full, rel=0.03)
     else:
         assert e * v_full * 1.03 < v < 0.97 * v_full
+
+
+@pytest.mark.parametrize("eta, anti", [(0.0, False), (0.0, True), (0.1, False), (0.1, True)])
+def test_disc_radius_follows_bv_speed_minus_curvature_flow(comm, eta, anti):
+    """A metal disc (quarter at the corner, R0 = 1 um, delta = 0.2 um) moves
+    as dR/dt = v - L_sigma kappa / R: v = 1.5 delta L_eta |B| (0 at eta = 0,
+    where it shrinks with d(area)/dt = -2 pi L_sigma kappa), and the
+    Allen-Cahn curvature flow L_sigma kappa / R, which the anti-curvature
+    term removes (dR/dt = v at any radius). Over 5 s the curvature flow
+    moves the front ~0.075 um; the radius change matches the ODE to 5% of
+    that (measured 2.9% at eta = 0 without the term, 1.5% at h 1.5 x finer:
+    discretisation; <= 0.8% otherwise)."""
+    from solver.electrochemistry import bv_bracket
+
+    T, dt, R0 = 5.0, 0.1, 1.0
+    raw = {"mesh": {"width": "2 um", "height": "2 um", "structured": 64},
+           "materials": {"electrolyte": {"conductivity_parallel": 100.0, "conductivity_perpendicular": 100.0,
+                                         "diffusivity_parallel": 3e-9, "diffusivity_perpendicular": 3e-9}},
+           "electrochemistry": {"interface_width": "0.2 um", "interface_mobility": 2.5e-7, "anti_curvature": anti,
+                                "initial_na": [{"type": "circle", "center": [0.0, 0.0], "radius": f"{R0} um"}]},
+           "loading": {"electrical": {"control": "potentiostatic", "voltage": eta}}}
+    ec, _ = _problem(raw, comm)
+    P = ec.parameters()
+    radius = lambda t: math.sqrt(4.0 * ec.scalars(t)["metal_area_m2"] / math.pi) * 1e6  # noqa: E731  [um]
+    r_start, t = radius(0.0), 0.0
+    while t < T - 1e-9:
+        ec.solve(t, dt)
+        ec.commit()
+        t += dt
+    v = P["planar_velocity_per_B_m_s"] * abs(bv_bracket(-eta, 0.5, P["f_1_V"])) * 1e6  # um/s
+    flow = 0.0 if anti else P["L_sigma_m3_J_s"] * P["kappa_J_m"] * 1e12  # um^2/s
+    R, n = r_start, 5000
+    for _ in range(n):  # explicit Euler of dR/dt = v - flow / R, step T/n
+        R += T / n * (v - flow / R)
+    scale = P["L_sigma_m3_J_s"] * P["kappa_J_m"] * 1e12 * T / R0  # ~ the curvature flow's displacement
+    assert radius(t) - r_start == pytest.approx(R - r_start, abs=0.05 * scale)
