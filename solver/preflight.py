@@ -156,7 +156,9 @@ def warnings(cfg: Config) -> list[str]:
                        f"relaxes {1 / ratio:.3g} x slower than Butler-Volmer transforms it at the peak "
                        "loading.electrical value (L_sigma W / (L_eta |B|) = "
                        f"{ratio:.3g}); the front then moves at about half of 1.5 delta L_eta |B| or less (0.37 at "
-                       "a ratio of 0.1): expected L_sigma W >= 3 L_eta |B| (README 'Known limits')")
+                       "a ratio of 0.1): expected L_sigma W >= 3 L_eta |B|; raise it with "
+                       "electrochemistry.anti_curvature = true, so that tips are not rounded faster (README 'Known "
+                       "limits')")
     coupled = mech.enabled and ec.enabled and ec.stress_coupling
     filled = any(f.filled_with_na for f in cfg.mesh.flaws)
     griffith = cfg.fracture.enabled and cfg.fracture.model == "energy"  # a K_IC flaw check (the scenarios use 'stress')
