@@ -299,7 +299,8 @@ class Electrochemistry(Section):
         False, description="Remove the curvature-driven motion of the Allen-Cahn term (Sun & Beckermann 2007): "
         "d xi/dt gains -L_sigma kappa |grad xi|_0 div n, |grad xi|_0 = (4/delta) xi (1 - xi) the equilibrium "
         "profile slope, n = grad xi / |grad xi| of the previous step. L_sigma then only keeps the profile relaxed "
-        "and may be raised without rounding tips (physical Gibbs-Thomson, gamma Omega / (nF R) ~ 0.2 mV at R = 0.3 um, is neglected)",
+        "and may be raised without rounding tips (physical Gibbs-Thomson, gamma Omega / (nF R) ~ 0.2 mV at "
+        "R = 0.3 um, is neglected)",
     )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
     coupling_pressure: Literal["mean", "normal"] = Field(

@@ -22,9 +22,10 @@ e = ``intact_deposition`` (``deposition_restriction``), times
 r + (1 - r) n.(I - m m).n with n = grad xi / |grad xi| when the exchange
 current is anisotropic (r = ``exchange_current_ratio`` < 1, m the plane normal).
 With ``anti_curvature`` the xi equation gains - L_sigma kappa |grad xi|_0 div n,
-|grad xi|_0 = (4/delta) xi (1 - xi), n = grad xi_n / |grad xi_n| (previous step): kappa lap xi then
-keeps only its normal part, which holds the tanh profile, and the curvature
-flow L_sigma kappa / R of a tip of radius R is removed.
+|grad xi|_0 = (4/delta) xi (1 - xi), n = grad xi_n / |grad xi_n| (previous
+step): kappa lap xi then keeps only its normal part, which holds the tanh
+profile, and the curvature flow L_sigma kappa / R of a tip of radius R is
+removed.
 
 Sign conventions (documented choice)
 -----------------------------------
@@ -332,9 +333,9 @@ class ElectrochemistryProblem:
             # kappa lap xi = kappa (xi_nn + |grad xi| div n): subtract the curvature part with the
             # equilibrium slope |grad xi|_0 = (4/delta) xic (1 - xic); weak form of + Lskappa |grad xi|_0 div n vx
             # is - Lskappa n . grad(|grad xi|_0 vx) (no second derivatives of the P1 xi). n is taken from
-            # the committed xi_n (semi-implicit): as accurate on the disc check, and Newton needs the
-            # iterations it needs without the term (3.0 per step there, against 5.5 with n(xi) implicit,
-            # which also failed at L_sigma W dt = 3)
+            # the committed xi_n (semi-implicit): as accurate on the disc check, and Newton takes as many
+            # iterations as without the term (3.0 per step there; 5.5 with n(xi) implicit, which also
+            # failed at L_sigma W dt = 3)
             g = ufl.grad(xi_n)
             n_xi = g / ufl.sqrt(ufl.inner(g, g) + (1e-3 / P["delta"]) ** 2)
             slope0 = 4.0 / P["delta"] * xic * (1.0 - xic)

@@ -546,7 +546,7 @@ def test_disc_radius_follows_bv_speed_minus_curvature_flow(comm, eta, anti):
     term removes (dR/dt = v at any radius). Over 5 s the curvature flow
     moves the front ~0.075 um; the radius change matches the ODE to 5% of
     that (measured 2.9% at eta = 0 without the term, 1.5% at h 1.5 x finer:
-    discretisation; <= 0.8% otherwise)."""
+    discretisation; 0.8% at 0.1 V without it, 0.4% and 0.1% with it)."""
     from solver.electrochemistry import bv_bracket
 
     T, dt, R0 = 5.0, 0.1, 1.0
