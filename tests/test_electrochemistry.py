@@ -51,6 +51,13 @@ def _front_speed(rows):
     return np.polyfit(rows[half:, 0], rows[half:, 1], 1)[0] / 0.25e-6
 
 
+def _isotropic(sigma):
+    """Materials of a fast, isotropic, Nernst-Einstein consistent electrolyte: sigma [S/m], D = sigma 3e-11 m^2/s."""
+    D = sigma * 3e-11
+    return {"electrolyte": {"conductivity_parallel": sigma, "conductivity_perpendicular": sigma,
+                            "diffusivity_parallel": D, "diffusivity_perpendicular": D}}
+
+
 def _strip(height_um=8.0, cells=64, layer_um=2.0, iso_sigma=None, angle_deg=None, electrical=None, extra=None):
     """A 0.25 um wide column, Na layer on the plating electrode."""
     raw = {
@@ -58,10 +65,8 @@ def _strip(height_um=8.0, cells=64, layer_um=2.0, iso_sigma=None, angle_deg=None
         "electrochemistry": {"initial_na": [{"type": "layer", "thickness": f"{layer_um} um"}]},
         "loading": {"electrical": electrical or {"control": "potentiostatic", "voltage": 0.1}},
     }
-    if iso_sigma is not None:  # fast, isotropic, Nernst-Einstein consistent transport
-        D = iso_sigma * 3e-11
-        raw["materials"] = {"electrolyte": {"conductivity_parallel": iso_sigma, "conductivity_perpendicular": iso_sigma,
-                                            "diffusivity_parallel": D, "diffusivity_perpendicular": D}}
+    if iso_sigma is not None:
+        raw["materials"] = _isotropic(iso_sigma)
     if angle_deg is not None:
         raw["mesh"]["grains"] = 1
         raw["mesh"]["orientation"] = {"mode": "given", "angles": [f"{angle_deg} deg"]}
@@ -551,8 +556,7 @@ def test_disc_radius_follows_bv_speed_minus_curvature_flow(comm, eta, anti):
 
     T, dt, R0 = 5.0, 0.1, 1.0
     raw = {"mesh": {"width": "2 um", "height": "2 um", "structured": 64},
-           "materials": {"electrolyte": {"conductivity_parallel": 100.0, "conductivity_perpendicular": 100.0,
-                                         "diffusivity_parallel": 3e-9, "diffusivity_perpendicular": 3e-9}},
+           "materials": _isotropic(100.0),
            "electrochemistry": {"interface_width": "0.2 um", "interface_mobility": 2.5e-7, "anti_curvature": anti,
                                 "initial_na": [{"type": "circle", "center": [0.0, 0.0], "radius": f"{R0} um"}]},
            "loading": {"electrical": {"control": "potentiostatic", "voltage": eta}}}
@@ -591,8 +595,7 @@ def test_metal_fills_a_damaged_channel_unless_curvature_flow_closes_it(comm, ant
 
     delta, w, eta, layer, h = 0.2, 0.4, 0.1, 0.5, 2.0 / 80
     raw = {"mesh": {"width": "2 um", "height": "2 um", "structured": 80},
-           "materials": {"electrolyte": {"conductivity_parallel": 100.0, "conductivity_perpendicular": 100.0,
-                                         "diffusivity_parallel": 3e-9, "diffusivity_perpendicular": 3e-9}},
+           "materials": _isotropic(100.0),
            "electrochemistry": {"interface_width": f"{delta} um", "interface_mobility": 2.5e-7,
                                 "anti_curvature": anti, "deposition_restriction": "damage", "intact_deposition": 0.01,
                                 "initial_na": [{"type": "layer", "thickness": f"{layer} um"}]},
