@@ -300,11 +300,11 @@ class ElectrochemistryProblem:
             chi = ufl.max_value(e + (1.0 - e) * dmg, xic)
         else:
             chi = 1.0
+        eps2 = (1e-3 / P["delta"]) ** 2  # regularises |grad xi|^2 (~ 1/delta^2 inside the interface)
         r_i0 = ec.exchange_current_ratio
         if r_i0 < 1.0:  # i0(n) = i0 [r + (1 - r) n.P_par.n], n = grad xi / |grad xi|
             g = ufl.grad(xi)
             p_par, _ = domain.plane_tensors()
-            eps2 = (1e-3 / P["delta"]) ** 2  # |grad xi| ~ 1/delta inside the interface
             chi = chi * (r_i0 + (1.0 - r_i0) * ufl.inner(ufl.dot(p_par, g), g) / (ufl.inner(g, g) + eps2))
         rate = (xi - xi_n) / self.dt
         F_xi = (rate * vx + P["LsW"] * g0_prime(xi) * vx + P["Lskappa"] * ufl.inner(ufl.grad(xi), ufl.grad(vx))
@@ -337,7 +337,7 @@ class ElectrochemistryProblem:
             # iterations as without the term (3.0 per step there; 5.5 with n(xi) implicit, which also
             # failed at L_sigma W dt = 3)
             g = ufl.grad(xi_n)
-            n_xi = g / ufl.sqrt(ufl.inner(g, g) + (1e-3 / P["delta"]) ** 2)
+            n_xi = g / ufl.sqrt(ufl.inner(g, g) + eps2)
             slope0 = 4.0 / P["delta"] * xic * (1.0 - xic)
             F_xi = F_xi - P["Lskappa"] * ufl.inner(n_xi, ufl.grad(slope0 * vx)) * dx
         F = F_xi + F_c + F_p
