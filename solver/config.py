@@ -375,6 +375,13 @@ class DamagedDomain(Section):
         10.0, description="threshold across / along the planes [-]"
     )
     modulus_factor: Annotated[float, Field(gt=0.0, le=1.0)] = Field(1e-4, description="E x this in damaged cells")
+    cells_per_iteration: int = Field(
+        0, ge=0,
+        description="break at most this many cells per fracture update, those with the largest sigma_1 / sigma_m0 "
+        "of the current stress (a lattice-model cascade: with stagger.fracture_iterations > 1 the mechanics is "
+        "re-solved after each batch, so a broken cell can unload its neighbours); 0 = every cell whose history "
+        "reached the threshold (MODEL.md)",
+    )
 
 
 class Fracture(Section):

@@ -22,7 +22,10 @@ Phase-field models (``energy``, ``stress``), d in P1:
       sigma_m0 = [ (n_1.m)^2 / s0 + (1 - (n_1.m)^2) / (r s0) ]^-1
   (s0 = ``threshold``: stress opening the conduction planes; r =
   ``threshold_ratio``: across them it takes r s0) gets d = 1 for good. The
-  mechanics then scales its stiffness by ``modulus_factor`` there.
+  mechanics then scales its stiffness by ``modulus_factor`` there. With
+  ``cells_per_iteration`` = N > 0 only the N intact cells with the largest
+  current sigma_1 / sigma_m0 (>= 1) break per update, as in a lattice model
+  that breaks its most overloaded bonds and re-solves.
 
 The history H is a DG0 field evaluated at cell midpoints: with P1
 displacements the strain, hence psi+ and every stress criterion, is constant
@@ -135,6 +138,7 @@ class FractureProblem:
         dd = fr.damaged_domain
         self.dd_threshold = scales.stress(dd.threshold)
         self.dd_ratio = dd.threshold_ratio
+        self.dd_batch = dd.cells_per_iteration
         self.ncell = num_local_cells(msh)
         self.ncell_owned = msh.topology.index_map(self.tdim).size_local
         Q = fem.functionspace(msh, ("DG", 0))
@@ -257,7 +261,10 @@ class FractureProblem:
         d = self.d.x.array
         if self.model == "damaged_domain":
             vals = d[self._qdofs]
-            vals[self.H.x.array[self._qdofs] >= 1.0] = 1.0
+            if self.dd_batch == 0:
+                vals[self.H.x.array[self._qdofs] >= 1.0] = 1.0
+            else:
+                vals[self._cascade_batch(vals)] = 1.0
             d[self._qdofs] = vals
             self.d.x.scatter_forward()
             self.krylov_iterations = 0
@@ -269,6 +276,20 @@ class FractureProblem:
         self.d.x.scatter_forward()
         self.krylov_iterations = its
         return its
+
+    def _cascade_batch(self, d_cells: np.ndarray) -> np.ndarray:
+        """Owned cells to break now (``cells_per_iteration`` = N > 0): of the
+        intact cells whose current sigma_1 / sigma_m0 >= 1, the N with the
+        largest ratio over all ranks (ties included)."""
+        n_own = self.ncell_owned
+        ratio = self.Dtilde.x.array[self._qdofs[:n_own]]
+        cand = np.flatnonzero((ratio >= 1.0) & (d_cells[:n_own] < 1.0))
+        top = cand[np.argsort(-ratio[cand], kind="stable")[: self.dd_batch]]
+        best = np.sort(np.concatenate(self.comm.allgather(ratio[top])))[::-1]
+        if best.size == 0:
+            return top
+        cut = best[min(self.dd_batch, best.size) - 1]
+        return top[ratio[top] >= cut]
 
     # ------------------------------------------------------------------
     def crack_surface(self) -> float:

@@ -20,9 +20,14 @@ def test_pvpython_opens_fields_and_renders(tmp_path):
     out = tmp_path / "run"
     assert run(load_config(ROOT / "configs/verification/conduction_polycrystal.yaml", ["mesh.h=1 um", "time.t_end=2 s"]), out) == 0
     png = tmp_path / "shot.png"
-    res = subprocess.run(["xvfb-run", "-a", "pvpython", str(ROOT / "paraview/open_fields.py"),
-                          str(out / "fields.xdmf"), "--screenshot", str(png)],
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    cmd = ["xvfb-run", "-a", "pvpython", str(ROOT / "paraview/open_fields.py"), str(out / "fields.xdmf"),
+           "--screenshot", str(png)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if res.returncode == 134 and "CreateVTKObjects" in res.stderr:
+        # once in ~20 CI runs on a loaded 2-core machine, ParaView aborted while
+        # creating its render view under Xvfb (an OpenGL context, before our
+        # script touches the data); a second start has always worked
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[:1500] + " ... " + res.stderr[-1500:]
     assert "point fields ['potential']" in res.stdout and "2 time steps" in res.stdout
     assert png.stat().st_size > 10_000
