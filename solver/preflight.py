@@ -148,6 +148,15 @@ def warnings(cfg: Config) -> list[str]:
         if h > cfg.fracture.length_scale / 2:
             out.append(f"mesh h = {h:g} m > l/2 = {cfg.fracture.length_scale / 2:g} m: the crack band is under-resolved "
                        "(MODEL.md asks h <= l/5)")
+    batch = cfg.fracture.damaged_domain.cells_per_iteration
+    if batch and cfg.fracture.enabled and cfg.fracture.model != "damaged_domain":
+        out.append(f"fracture.damaged_domain.cells_per_iteration = {batch}: only used by fracture.model = "
+                   f"'damaged_domain' (got '{cfg.fracture.model}'); ignored")
+    elif batch and cfg.fracture.enabled and cfg.solver.stagger.fracture_iterations == 1:
+        out.append(f"fracture.damaged_domain.cells_per_iteration = {batch} with solver.stagger.fracture_iterations "
+                   "= 1: the cascade breaks one batch per stagger iteration, so how far it gets depends on "
+                   "max_iterations and dt; expected fracture_iterations well above the cells a step breaks "
+                   "(e.g. 300)")
     mech, ec = cfg.mechanics, cfg.electrochemistry
     if ec.enabled and ec.model == "phase_field":
         ratio = interface_relaxation_ratio(cfg)

@@ -235,6 +235,22 @@ def test_preflight_warns_about_a_lagging_interface_but_not_on_the_shipped_config
         assert not [m for m in warnings(load_config(path)) if "interface_mobility" in m], path.name
 
 
+def test_preflight_warns_about_a_cascade_that_cannot_run():
+    """cells_per_iteration under another fracture model is ignored, and with
+    one fracture iteration per stage the cascade depends on dt: both warn,
+    naming the keys; with fracture_iterations > 1, no warning."""
+    from solver.preflight import warnings
+
+    casc = {"fracture": {"model": "damaged_domain", "damaged_domain": {"cells_per_iteration": 2}}}
+    (msg,) = [m for m in warnings(validate(casc)) if "cells_per_iteration" in m]
+    assert "= 2" in msg and "solver.stagger.fracture_iterations" in msg
+    ok = {**casc, "solver": {"stagger": {"fracture_iterations": 300}}}
+    assert not [m for m in warnings(validate(ok)) if "cells_per_iteration" in m]
+    other = {"fracture": {"model": "stress", "damaged_domain": {"cells_per_iteration": 2}}}
+    (msg,) = [m for m in warnings(validate(other)) if "cells_per_iteration" in m]
+    assert "'stress'" in msg and "ignored" in msg
+
+
 def test_cross_check_refuses_a_current_that_no_interface_may_carry():
     """deposition_restriction = 'damage' (chi = d) under galvanostatic
     control: nothing is damaged at t = 0, so the imposed current has nowhere
