@@ -341,6 +341,11 @@ class Mechanics(Section):
         "volumetric_deviatoric", description="tension/compression split of the strain energy"
     )
     eigenstrain: Annotated[float, Field(ge=0.0)] = Field(0.2, description="eps_v, deposition volume strain [-]")
+    eigenstrain_onset: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0,
+        description="xi_e: the deposit expands as h((xi - xi_e) / (1 - xi_e)) instead of h(xi), so the dilute tail "
+        "of the diffuse interface (xi < xi_e) carries no eigenstrain; 0 = MODEL.md",
+    )
     stiffness_mixing: Literal["voigt", "reuss"] = Field(
         "voigt",
         description="stiffness across the metal/electrolyte interface: 'voigt' C = h C_Na + (1-h) C_SE (MODEL.md); "

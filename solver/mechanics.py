@@ -1,7 +1,8 @@
 """Mechanical equilibrium of electrolyte + Na deposit (MODEL.md section 3).
 
     div sigma = 0,   sigma = g(d) dpsi+/deps_e + dpsi-/deps_e,
-    eps_e = sym grad u - eps*(xi),   eps* = (eps_v / 3) h(xi) I,
+    eps_e = sym grad u - eps*(xi),   eps* = (eps_v / 3) h(xi) I
+        (h((xi - xi_e) / (1 - xi_e)) with mechanics.eigenstrain_onset xi_e > 0),
     C(xi, theta) = h(xi) C_Na + (1 - h(xi)) C_SE(theta)   (mechanics.stiffness_mixing: voigt;
         'reuss' mixes the compliances: 1/K = h/K_Na + (1-h)/K_SE, 1/G likewise),
     g(d) = (1 - k_res) (1 - d)^2 + k_res          (phase-field models; g(0) = 1
@@ -207,8 +208,14 @@ class MechanicsProblem:
         # eps* = eps_v/3 (h(xi) - h(xi_0)) I.
         self.xi_ref = fem.Function(S, name="metal_reference")
         self.xi_ref.x.array[:] = self.xi.x.array
-        self.h_ref = h_interp(ufl.max_value(ufl.min_value(self.xi_ref, 1.0), 0.0))
-        self.eps_star = self.eps_v / 3.0 * (self.h - self.h_ref) * eye
+        # eigenstrain onset xi_e: h_e(xi) = h((xi - xi_e) / (1 - xi_e)), clipped to [0, 1]
+        xi_e = mech.eigenstrain_onset
+
+        def h_e(x):
+            return h_interp(ufl.max_value(ufl.min_value((x - xi_e) / (1.0 - xi_e), 1.0), 0.0))
+
+        self.h_ref = h_e(self.xi_ref)
+        self.eps_star = self.eps_v / 3.0 * (h_e(self.xi) - self.h_ref) * eye
         self.eps_e = strain3(self.u, tdim) - self.eps_star
         psi_p, psi_m, s_p, s_m = EnergySplit(split, C, tdim).parts(self.eps_e)
         self._psi_p, self._psi_m = psi_p, psi_m

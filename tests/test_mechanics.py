@@ -250,6 +250,45 @@ def test_uniaxial_half_transformed_mixture(comm, mixing):
     assert mp.elastic_energy() == pytest.approx(U, rel=1e-8)
 
 
+@pytest.mark.mpi
+@pytest.mark.parametrize("xi_e", [0.0, 0.5])
+def test_eigenstrain_onset_leaves_the_dilute_interface_unstrained(comm, xi_e):
+    """A block at uniform xi = c, free in x and y (roller), plane strain:
+    sigma_xx = sigma_yy = 0 and sigma_zz = -E(c) eps0 with eps0 = eps_v/3
+    h_e(c), h_e(xi) = h((xi - xi_e) / (1 - xi_e)) and E(c) the Voigt mixture
+    at h(c). With xi_e = 0.5, xi = 0.3 (the tail of the interface) carries no
+    stress and xi = 0.75 half the eigenstrain; xi_e = 0 is MODEL.md's h(xi).
+    P1 is exact here, so the tolerance is the Krylov solve's (1e-6 of
+    E eps_v)."""
+    eps_v = 0.2
+    cfg = base_cfg(mechanics={"split": "none", "eigenstrain": eps_v, "eigenstrain_onset": xi_e},
+                   loading={"mechanical": {"type": "pressure", "boundary": "counter_electrode",
+                                           "support": "roller", "value": 0.0}})
+    dom = rectangle_domain(cfg, comm)
+
+    def h(x):
+        return x**3 * (6 * x**2 - 15 * x + 10)
+
+    K = np.array([6.3e3, 200e3 / (3 * (1 - 2 * 0.22))])  # MPa: Na, SE
+    G = np.array([0.1e3, 200e3 / (2 * (1 + 0.22))])
+    for c in (0.3, 0.75, 1.0):
+        xi = fem.Function(fem.functionspace(dom.mesh, ("Lagrange", 1)))
+        xi.x.array[:] = c
+        mp = MechanicsProblem(dom, cfg, xi=xi)
+        mp.xi_ref.x.array[:] = 0.0  # the block started as electrolyte
+        mp.solve(0.0)
+        w = np.array([h(c), 1 - h(c)])
+        Km, Gm = w @ K, w @ G
+        E = 9 * Km * Gm / (3 * Km + Gm)
+        he = h(min(max((c - xi_e) / (1 - xi_e), 0.0), 1.0))
+        sig = mp.cell_stress()
+        expect = -E * eps_v / 3 * he
+        assert everywhere(comm, np.allclose(sig[:, 2, 2], expect, rtol=1e-6, atol=1e-6 * E * eps_v))
+        assert everywhere(comm, np.allclose(sig[:, :2, :2], 0.0, atol=1e-6 * E * eps_v))
+        if xi_e == 0.5 and c == 0.3:
+            assert everywhere(comm, np.allclose(sig, 0.0, atol=1e-6 * E * eps_v))
+
+
 def _voigt_rotated_compliance(Ep, nup, Ec, Gc, nuc, m):
     """6x6 compliance (tensor-notation Mandel basis) of a transversely
     isotropic solid with axis m, built independently by rotating the
