@@ -42,6 +42,7 @@ from .config import Config, ConfigError
 from .linalg import SolveError
 from .log import Progress, get_logger
 from .output import atomic_write_json
+from .run import Interrupted, check_stop
 
 CHECKPOINT_STATE = "state.json"
 
@@ -153,6 +154,8 @@ class CoupledSolver:
         xi0, d0 = self.xi.x.array.copy(), self.d.x.array.copy()
         converged, k = False, 0
         for k in range(1, st.max_iterations + 1):
+            if k > 1:
+                check_stop(self.comm)  # a stop request abandons the step (restored by the caller)
             xi_prev, d_prev = self.xi.x.array.copy(), self.d.x.array.copy()
             if self.mech is not None:
                 with ctx.phase("mechanics"):
@@ -208,6 +211,7 @@ class CoupledSolver:
         krylov = 0
         for j in range(st.fracture_iterations):
             if j > 0:
+                check_stop(self.comm)
                 with ctx.phase("mechanics"):
                     krylov += self.mech.solve(t)
             d_prev = self.d.x.array.copy()
@@ -373,7 +377,6 @@ def schedule_breakpoints(cfg: Config) -> list[float]:
 
 def run_coupled(ctx) -> None:
     """Time loop with adaptive dt, checkpoints, short-circuit detection."""
-    from .run import Interrupted
     from .xdmf import FieldWriter
 
     cfg: Config = ctx.cfg
@@ -399,6 +402,7 @@ def run_coupled(ctx) -> None:
     last_ck = step
     try:
         while t < cfg.time.t_end * (1 - 1e-12) and step < cfg.time.max_steps:
+            check_stop(ctx.comm)  # a SIGTERM/SIGINT stops here, after a completed step
             # dt is the step-size target; h the step actually taken (clipped
             # to t_end and to schedule breakpoints without shrinking the target)
             h = min(dt, dt_max, cfg.time.t_end - t)

@@ -81,14 +81,26 @@ class RunContext:
             atomic_write_json(self.outdir / "summary.json", summary)
 
 
+_pending_stop: list[str] = []  # names of the signals received and not yet acted on
+
+
 @contextmanager
-def signals_raise_interrupted():
-    """Turn SIGTERM (batch scheduler) and SIGINT (Ctrl-C) into Interrupted."""
+def signals_request_stop():
+    """Turn SIGTERM (batch scheduler) and SIGINT (Ctrl-C) into a stop request.
+
+    The handler only records the signal; the time loop acts on it at the next
+    safe point (``check_stop``), which every rank reaches in the same order, so
+    the state written is always that of a completed step and no rank is left
+    inside a collective call. A second signal stops at once."""
 
     def handler(signum, frame):
-        raise Interrupted(signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if _pending_stop:
+            raise Interrupted(f"{name} (second signal)")
+        _pending_stop.append(name)
 
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    _pending_stop.clear()
     for s in old:
         signal.signal(s, handler)
     try:
@@ -96,6 +108,15 @@ def signals_raise_interrupted():
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        _pending_stop.clear()
+
+
+def check_stop(comm: MPI.Comm) -> None:
+    """Raise Interrupted on every rank if any rank has received SIGTERM/SIGINT.
+
+    Collective: call it only where all ranks pass in the same order."""
+    if comm.allreduce(1 if _pending_stop else 0, op=MPI.MAX):
+        raise Interrupted(_pending_stop[0] if _pending_stop else "a signal on another rank")
 
 
 def default_outdir(cfg: Config) -> Path:
@@ -117,7 +138,7 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     log = get_logger()
     log.info(f"nacrack {__version__}: run '{cfg.name}' on {comm.size} rank(s) -> {ctx.outdir}")
     code = EXIT_OK
-    with signals_raise_interrupted():
+    with signals_request_stop():
         try:
             _run_problem(ctx)
         except Interrupted as exc:
@@ -170,6 +191,7 @@ def run_conduction(ctx: RunContext) -> None:
     charge = 0.0
     try:
         while t < cfg.time.t_end * (1 - 1e-12) and step < cfg.time.max_steps:
+            check_stop(ctx.comm)
             dt = min(dt, cfg.time.t_end - t)
             t += dt
             step += 1

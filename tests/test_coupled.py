@@ -260,6 +260,52 @@ def test_killed_run_restarts(tmp_path, sig, code):
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("moment", ["before_step", "after_commit"])
+def test_signal_on_one_rank_stops_all_at_a_completed_step(comm, shared_tmp, monkeypatch, moment):
+    """A SIGTERM that reaches rank 0 only, as step 3 starts or just after it is
+    committed (before its row is written: the window of a CI failure), stops
+    every rank with status 'interrupted'. The checkpoint, scalars.csv and
+    summary.json end at the same completed step, and --restart continues
+    with one row per step."""
+    from solver.coupled import CoupledSolver
+    from solver.run import EXIT_INTERRUPTED, run
+
+    calls = {"step": 0, "commit": 0}
+    original = {"step": CoupledSolver.step, "commit": CoupledSolver.commit}
+
+    def signal_on_third(name):
+        def wrapped(self, *args):
+            calls[name] += 1
+            if name == "step" and calls["step"] == 3 and moment == "before_step" and comm.rank == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            result = original[name](self, *args)
+            if name == "commit" and calls["commit"] == 3 and moment == "after_commit" and comm.rank == 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return result
+        return wrapped
+
+    monkeypatch.setattr(CoupledSolver, "step", signal_on_third("step"))
+    monkeypatch.setattr(CoupledSolver, "commit", signal_on_third("commit"))
+    out = shared_tmp / "run"
+    assert run(_cfg(), out, comm=comm) == EXIT_INTERRUPTED
+    comm.barrier()
+    steps = [int(r["step"]) for r in _rows(out)]
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    # after the commit, step 3 is complete; at its start, the stop comes at its
+    # second staggered iteration (it takes 4 here), so step 3 is abandoned
+    assert steps[-1] == {"after_commit": 3, "before_step": 2}[moment]
+    assert steps == list(range(1, steps[-1] + 1))
+    assert state["step"] == summary["steps"] == steps[-1]
+    assert float(state["time_s"]) == pytest.approx(float(_rows(out)[-1]["time_s"]), rel=1e-12)
+    monkeypatch.undo()
+    assert run(_cfg(), out, comm=comm, restart=True) == 0
+    comm.barrier()
+    assert [int(r["step"]) for r in _rows(out)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.mpi
 def test_restart_on_another_number_of_ranks(comm, shared_tmp):
     """A checkpoint written on 1 rank restarts on all ranks (adios4dolfinx,
     input mesh ordering) and ends where a straight run on all ranks ends."""
