@@ -99,10 +99,15 @@ def signals_request_stop():
             raise Interrupted(f"{name} (second signal)")
         _pending_stop.append(name)
 
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)}
     _pending_stop.clear()
-    for s in old:
+    for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, handler)
+    # PetscInitialize catches SIGPIPE and calls MPI_Abort. When mpirun dies, Open MPI's
+    # error message to the dead launcher raises SIGPIPE inside opal_output, and that
+    # abort re-enters opal_output: the ranks hung for good (kill -9 of mpirun, measured).
+    # Ignored (Python's own default), a write to a closed pipe fails with EPIPE instead.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         yield
     finally:
@@ -138,6 +143,7 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     log = get_logger()
     log.info(f"nacrack {__version__}: run '{cfg.name}' on {comm.size} rank(s) -> {ctx.outdir}")
     code = EXIT_OK
+    from petsc4py import PETSc  # noqa: F401  PetscInitialize sets its signal handlers first; ours replace them
     with signals_request_stop():
         try:
             _run_problem(ctx)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -257,6 +258,60 @@ def test_killed_run_restarts(tmp_path, sig, code):
     assert res.returncode == 0, res.stdout[-3000:]
     steps = [int(r["step"]) for r in _rows(out)]
     assert steps == list(range(1, 16))
+
+
+def _processes_with(marker: str) -> list[int]:
+    """PIDs whose command line contains ``marker`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(shutil.which("mpirun") is None or not Path("/proc").is_dir(), reason="needs mpirun and /proc")
+def test_kill_9_of_mpirun_leaves_no_ranks_and_restarts(tmp_path):
+    """kill -9 of mpirun itself (a workstation user; its output pipe closes):
+    the ranks must end, not hang. They did hang when PETSc's SIGPIPE handler
+    called MPI_Abort inside Open MPI's own error output. The run then
+    restarts (on 1 rank) from its last periodic checkpoint, one row per step."""
+    import yaml
+
+    cfg_path = tmp_path / "c.yaml"
+    base = json.loads(json.dumps(SMALL))
+    base["time"] = {"t_end": "0.3 s", "dt": "0.01 s", "growth": 1.0}
+    base["output"] = {"every": 5, "checkpoint_every": 2}
+    cfg_path.write_text(yaml.safe_dump(base))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_COMM", "PMIX_", "PRTE_MCA_ess", "OMPI_MCA_ess"))}
+    cmd = ["mpirun", "-n", "2", sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        assert _wait_for_rows(out, 5, proc), "run did not start"
+        ranks = _processes_with(str(out))
+        assert len([p for p in ranks if p != proc.pid]) >= 2
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stdout.close()  # the launcher's output pipe is gone
+        deadline = time.time() + 60
+        while _processes_with(str(out)) and time.time() < deadline:
+            time.sleep(0.5)
+        left = _processes_with(str(out))
+    finally:
+        for pid in _processes_with(str(out)):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, f"ranks {left} still running 60 s after mpirun was killed"
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert state["step"] >= 4
+    res = subprocess.run([sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out), "--restart",
+                          "--set", "time.t_end=0.15 s"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert [int(r["step"]) for r in _rows(out)] == list(range(1, 16))
 
 
 @pytest.mark.mpi
