@@ -538,6 +538,9 @@ class Output(Section):
     directory: Optional[str] = Field(None, description="output directory (default results/<name>); -o overrides")
     every: int = Field(1, ge=1, description="write fields.xdmf every N steps")
     checkpoint_every: int = Field(10, ge=1, description="write checkpoint/ every N steps")
+    checkpoint_wall_time: Q("time", ge=0) = Field(
+        900.0, description="also write checkpoint/ when this much wall-clock time has passed since the last "
+                           "one, so that slow steps lose little to kill -9 or a node failure; 0 = off [s]")
     progress_every: int = Field(1, ge=1, description="progress line every N steps")
 
 

@@ -22,7 +22,9 @@ change (max|dxi| > time.max_dxi, max|dd| > time.max_dd) restore the state of
 t_n and cut dt; below dt_min stop with status ``failed`` and the last good
 state checkpointed. Checkpoints (adios4dolfinx, on the input mesh ordering,
 so a restart may use another number of ranks) are written every
-``output.checkpoint_every`` steps and at every stop.
+``output.checkpoint_every`` steps, after ``output.checkpoint_wall_time`` of
+wall-clock time, and at every stop. SIGTERM/SIGINT stop at the next staggered
+iteration (``run.check_stop``), abandoning the step under way.
 """
 
 from __future__ import annotations
@@ -375,6 +377,17 @@ def schedule_breakpoints(cfg: Config) -> list[float]:
     return sorted(times)
 
 
+def checkpoint_due(step: int, wall_since_last_s: float, output, comm: MPI.Comm) -> bool:
+    """Every ``output.checkpoint_every`` steps, or once ``output.checkpoint_wall_time``
+    seconds of wall-clock time have passed since the last checkpoint. Collective:
+    rank 0's clock decides, so that every rank writes (adios4dolfinx is collective)."""
+    if step % output.checkpoint_every == 0:
+        return True
+    if output.checkpoint_wall_time <= 0.0:
+        return False
+    return bool(comm.bcast(wall_since_last_s >= output.checkpoint_wall_time, root=0))
+
+
 def run_coupled(ctx) -> None:
     """Time loop with adaptive dt, checkpoints, short-circuit detection."""
     from .xdmf import FieldWriter
@@ -399,7 +412,7 @@ def run_coupled(ctx) -> None:
     progress = Progress(cfg.time.t_end, cfg.output.progress_every)
     breakpoints = schedule_breakpoints(cfg)
     ctx.steps, ctx.time = step, t
-    last_ck = step
+    last_ck, last_ck_wall = step, ctx.wall()
     try:
         while t < cfg.time.t_end * (1 - 1e-12) and step < cfg.time.max_steps:
             check_stop(ctx.comm)  # a SIGTERM/SIGINT stops here, after a completed step
@@ -446,10 +459,10 @@ def run_coupled(ctx) -> None:
                 ctx.scalars.append(row)
                 if step % cfg.output.every == 0:
                     writer.write(solver.output_functions(), t)
-                if step % cfg.output.checkpoint_every == 0:
+                if checkpoint_due(step, ctx.wall() - last_ck_wall, cfg.output, ctx.comm):
                     solver.write_checkpoint(ckdir, step, t, dt, {})
                     writer.merge()
-                    last_ck = step
+                    last_ck, last_ck_wall = step, ctx.wall()
             progress.step(step, t, h, _progress_text(row))
             shorted, where = solver.short_circuit()
             if shorted:

@@ -361,6 +361,29 @@ def test_signal_on_one_rank_stops_all_at_a_completed_step(comm, shared_tmp, monk
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("wall_time, expected", [("0 s", [3, 6]), ("1 ns", [1, 2, 3, 4, 5, 6])])
+def test_checkpoints_by_step_count_and_by_wall_time(comm, shared_tmp, monkeypatch, wall_time, expected):
+    """Checkpoints every output.checkpoint_every steps (3 here; the final one
+    at step 6 coincides) and, with output.checkpoint_wall_time, whenever that
+    much wall-clock time has passed since the last one: 1 ns is exceeded by
+    every step, so every step is checkpointed, on every rank."""
+    from solver.coupled import CoupledSolver
+    from solver.run import run
+
+    written = []
+    original = CoupledSolver.write_checkpoint
+
+    def record(self, directory, step, *args):
+        written.append(step)
+        return original(self, directory, step, *args)
+
+    monkeypatch.setattr(CoupledSolver, "write_checkpoint", record)
+    assert run(_cfg([f"output.checkpoint_wall_time={wall_time}"]), shared_tmp, comm=comm) == 0
+    assert written == expected
+    assert comm.allgather(written) == [expected] * comm.size
+
+
+@pytest.mark.mpi
 def test_restart_on_another_number_of_ranks(comm, shared_tmp):
     """A checkpoint written on 1 rank restarts on all ranks (adios4dolfinx,
     input mesh ordering) and ends where a straight run on all ranks ends."""
