@@ -122,6 +122,8 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
         fields = [f for f in SNAPSHOT_FIELDS if f[0] in pdata or f[0] in cdata][:3]
         if not fields:
             continue
+        fields = [(name, title, cmap, clim if clim is not None else colour_range(_values(name, pdata, cdata)[1], cmap))
+                  for name, title, cmap, clim in fields]
         grain = cdata.get("grain_id")
         edges = interface_edges(tri, grain.ravel()) if grain is not None else np.zeros((0, 2), int)
         path = figs / f"snapshot_t{t:.4g}s.png"
@@ -139,6 +141,23 @@ def _values(name, pdata, cdata):
         return "point", np.asarray(pdata[name]).ravel()
     v = np.asarray(cdata[name]).ravel()
     return "cell", (v / 1e6 if name == "hydrostatic_pressure" else v)
+
+
+def colour_range(values: np.ndarray, cmap: str, quantile: float = 0.99) -> tuple[float, float]:
+    """Colour limits that a few extreme cells do not set. A diverging map
+    (coolwarm: pressure, compression > 0) is centred on zero, +-(the
+    ``quantile`` of |v|); others span the (1 - q, q) quantiles. Values beyond
+    the limits take the end colours."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (0.0, 1.0)
+    if cmap == "coolwarm":
+        m = float(np.quantile(np.abs(v), quantile))
+        m = m if m > 0.0 else float(np.max(np.abs(v))) or 1.0
+        return (-m, m)
+    lo, hi = float(np.quantile(v, 1.0 - quantile)), float(np.quantile(v, quantile))
+    return (lo, hi) if hi > lo else (float(v.min()), float(v.max()) + (0.0 if v.max() > v.min() else 1.0))
 
 
 def _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t):

@@ -446,6 +446,24 @@ def test_report_writes_figures_and_a_summary_of_a_run(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
 
 
+def test_snapshot_colour_range_is_not_set_by_a_few_cells():
+    """Pressure snapshots: a diverging map centred on zero whose limits are the
+    99% quantile of |p|, so one 1e4 MPa cell among 10^4 normal ones
+    (sigma 10 MPa) does not wash out the picture; the quantile of |N(0, s)|
+    at 0.99 is 2.576 s. Sequential maps span the 1-99% quantiles."""
+    from solver.report import colour_range
+
+    rng = np.random.default_rng(0)
+    p = rng.normal(0.0, 10.0, 10_000)
+    p[17] = 1e4
+    lo, hi = colour_range(p, "coolwarm")
+    assert lo == -hi and hi == pytest.approx(25.76, rel=0.05)
+    lo, hi = colour_range(np.append(np.linspace(0.0, 1.0, 1001), 50.0), "viridis")
+    assert lo == pytest.approx(0.01, abs=2e-3) and hi == pytest.approx(0.99, abs=2e-3)
+    assert colour_range(np.zeros(5), "coolwarm") == (-1.0, 1.0)
+    assert colour_range(np.full(5, 2.0), "viridis") == (2.0, 3.0)
+
+
 # A Na pocket held at 0.1 V with the deposit coupling for flaws (README
 # "Na-filled flaws"). Unstructured (gmsh) mesh: on a structured one, metal
 # needles grow from the pocket along the mesh diagonals.
