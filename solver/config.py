@@ -178,6 +178,10 @@ class MeshConfig(Section):
     structured: Optional[int] = Field(
         None, ge=1, description="kind 'rectangle': cells per side of a structured mesh (default from h)"
     )
+    diagonal: Literal["right", "left", "crossed", "right/left", "left/right"] = Field(
+        "right", description="kind 'rectangle': how the squares are cut into triangles (DOLFINx DiagonalType); "
+        "'crossed' (4 per square) has no preferred diagonal direction"
+    )
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -252,6 +256,9 @@ class InitialNa(Section):
 
     type: Literal["layer", "circle", "ellipse", "flaws"]
     thickness: Optional[Length] = Field(None, description="'layer': thickness on the plating electrode [m]")
+    amplitude: Annotated[float, _quantity("length"), Field(ge=0.0)] = Field(
+        0.0, description="'layer': the thickness becomes thickness + amplitude cos(2 pi x / wavelength) [m]")
+    wavelength: Optional[Length] = Field(None, description="'layer': wavelength of that perturbation [m]")
     center: Optional[tuple[Annotated[float, _quantity("length")], Annotated[float, _quantity("length")]]] = None
     radius: Optional[Length] = Field(None, description="'circle' radius / 'ellipse' semi-axis a [m]")
     radius_b: Optional[Length] = Field(None, description="'ellipse' semi-axis b [m]")
@@ -263,6 +270,9 @@ class InitialNa(Section):
         missing = [k for k in need[self.type] if getattr(self, k) is None]
         if missing:
             raise ValueError(f"initial Na of type '{self.type}' needs {', '.join(missing)}")
+        if self.amplitude > 0.0 and (self.type != "layer" or self.wavelength is None):
+            raise ValueError(f"initial Na amplitude = {self.amplitude:g} m needs type 'layer' and a wavelength "
+                             f"(got type '{self.type}', wavelength {self.wavelength})")
         return self
 
 
@@ -301,6 +311,13 @@ class Electrochemistry(Section):
         "profile slope, n = grad xi / |grad xi| of the previous step. L_sigma then only keeps the profile relaxed "
         "and may be raised without rounding tips (physical Gibbs-Thomson, gamma Omega / (nF R) ~ 0.2 mV at "
         "R = 0.3 um, is neglected)",
+    )
+    transport_onset: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0, description="xi_t: sigma_eff and D_eff mix as h_t = h((xi - xi_t) / (1 - xi_t)) instead of h(xi), "
+        "so the reaction zone of the diffuse interface conducts like the electrolyte and only the metal "
+        "(xi > xi_t) like Na. With h(xi) (0, MODEL.md) the interface layer, delta thick and up to "
+        "conductivity_ratio x sigma_SE, shorts the potential and c~ along the front: a bump of wavelength "
+        "lambda is not focused unless conductivity_ratio << lambda / delta (README: Laplacian growth)",
     )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
     coupling_pressure: Literal["mean", "normal"] = Field(

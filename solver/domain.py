@@ -172,6 +172,7 @@ def rectangle_domain(cfg, comm: MPI.Comm = MPI.COMM_WORLD) -> Domain:
     msh = dmesh.create_rectangle(
         comm, [np.array([0.0, 0.0]), np.array([W, H])], [nx, ny],
         dmesh.CellType.triangle, ghost_mode=dmesh.GhostMode.shared_facet,
+        diagonal=dmesh.DiagonalType[m.diagonal.replace("/", "_")],
     )
     tdim = msh.topology.dim
     ncell = num_local_cells(msh)

@@ -80,8 +80,11 @@ def flaw_distance(flaw, x, y):
 
 def signed_distance(item, cfg, x, y):
     """Signed distance [um] of one ``InitialNa`` item (None: nothing)."""
-    if item.type == "layer":
-        return y - scales.length(item.thickness)
+    if item.type == "layer":  # thickness + A cos(2 pi x / lambda): vertical distance (slopes << 1)
+        top = scales.length(item.thickness)
+        if item.amplitude > 0.0:
+            top = top + scales.length(item.amplitude) * np.cos(2.0 * np.pi * x / scales.length(item.wavelength))
+        return y - top
     cx, cy = (scales.length(item.center[0]), scales.length(item.center[1])) if item.center else (0.0, 0.0)
     if item.type == "circle":
         return np.hypot(x - cx, y - cy) - scales.length(item.radius)
