@@ -232,8 +232,12 @@ class Sodium(Section):
     bulk_modulus: Pressure = Field(6.3e9, description="K_Na [Pa]")
     shear_modulus: Pressure = Field(0.1e9, description="G_Na [Pa] (small: creep)")
     molar_volume: Q("molar_volume", gt=0) = Field(23.7e-6, description="Omega = V_m [m^3/mol]")
-    conductivity_ratio: Annotated[float, Field(gt=1.0)] = Field(
-        1.0e3, description="sigma_Na / sigma_SE,parallel (capped for conditioning) [-]"
+    conductivity_ratio: Annotated[float, Field(gt=0.0)] = Field(
+        1.0e3, description="sigma_Na / sigma_SE,parallel in sigma_eff = h sigma_Na + (1 - h) sigma_SE [-] "
+        "(MODEL.md: 1e3-1e4, capped for conditioning). phi is the electrolyte's potential (the metal is "
+        "grounded), so a large ratio makes the diffuse interface a conducting sheet that shorts phi along the "
+        "front: a perturbed front then does not grow. 1 keeps the tip focusing of a sharp interface "
+        "(README: Laplacian growth)"
     )
     diffusivity_ratio: Optional[Annotated[float, Field(gt=0.0)]] = Field(
         None,
@@ -311,13 +315,6 @@ class Electrochemistry(Section):
         "profile slope, n = grad xi / |grad xi| of the previous step. L_sigma then only keeps the profile relaxed "
         "and may be raised without rounding tips (physical Gibbs-Thomson, gamma Omega / (nF R) ~ 0.2 mV at "
         "R = 0.3 um, is neglected)",
-    )
-    transport_onset: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
-        0.0, description="xi_t: sigma_eff and D_eff mix as h_t = h((xi - xi_t) / (1 - xi_t)) instead of h(xi), "
-        "so the reaction zone of the diffuse interface conducts like the electrolyte and only the metal "
-        "(xi > xi_t) like Na. With h(xi) (0, MODEL.md) the interface layer, delta thick and up to "
-        "conductivity_ratio x sigma_SE, shorts the potential and c~ along the front: a bump of wavelength "
-        "lambda is not focused unless conductivity_ratio << lambda / delta (README: Laplacian growth)",
     )
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
     coupling_pressure: Literal["mean", "normal"] = Field(

@@ -14,8 +14,10 @@ Equations (strong form, SI; f = nF/RT):
     d c~/dt = div[ D_eff (grad c~ + c~ f grad phi) ] - (c_s / c0) d xi/dt
     div( sigma_eff grad phi ) = n F c_s d xi/dt
 
-sigma_eff = h_t sigma_Na + (1 - h_t) sigma_SE (D_eff likewise), h_t = h(xi) (MODEL.md)
-or, with ``transport_onset`` xi_t > 0, h((xi - xi_t) / (1 - xi_t)) clipped to [0, 1].
+sigma_eff = h sigma_Na + (1 - h) sigma_SE, D_eff likewise (MODEL.md). phi is the
+potential of the electrolyte; a large sigma_Na / sigma_SE (the default 1e3) makes
+the diffuse interface a conducting sheet along the front, which removes the tip
+focusing of a sharp interface (tests: Laplacian growth).
 
 with g0(xi) = xi^2 (1 - xi)^2, h(xi) = xi^3 (6 xi^2 - 15 xi + 10) (h and h' of xi
 clipped to [0, 1]: no Butler-Volmer term outside the two phases), c_s = 1/Omega,
@@ -288,10 +290,8 @@ class ElectrochemistryProblem:
         eye = ufl.Identity(self.tdim)
         D_se = k_d * domain.anisotropic(P["D_par"], P["D_perp"])
         S_se = k_d * domain.anisotropic(P["Ds_par"], P["Ds_perp"])
-        xi_t = ec.transport_onset  # transport mixing h_t = h((xi - xi_t) / (1 - xi_t)); h itself for xi_t = 0
-        h_t = h if xi_t == 0.0 else h_interp(ufl.max_value(ufl.min_value((xi - xi_t) / (1.0 - xi_t), 1.0), 0.0))
-        self.D_eff = h_t * P["D_Na"] * eye + (1.0 - h_t) * D_se
-        self.S_eff = h_t * P["Ds_Na"] * eye + (1.0 - h_t) * S_se
+        self.D_eff = h * P["D_Na"] * eye + (1.0 - h) * D_se
+        self.S_eff = h * P["Ds_Na"] * eye + (1.0 - h) * S_se
         n, alpha = P["n"], P["alpha"]
         f_eta = -n * (psi + P["E0"])  # f eta_a (dimensionless)
         if ec.stress_coupling:

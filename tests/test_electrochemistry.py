@@ -634,32 +634,35 @@ def test_metal_fills_a_damaged_channel_unless_curvature_flow_closes_it(comm, ant
         assert advance < 0.5 * v * t
 
 
-@pytest.mark.parametrize("xi_t", [0.9, 0.0])
-def test_laplacian_growth_of_a_perturbed_front(comm, xi_t):
+@pytest.mark.parametrize("ratio", [1.0, 1000.0])
+def test_laplacian_growth_of_a_perturbed_front(comm, ratio):
     """Laplacian (Mullins-Sekerka) instability under ohmic control. A flat
     Na layer with a cos(k x) bump of amplitude A grows, at constant current
     i, as A ~ exp(omega t) with the sharp-interface linear-stability rate
 
         omega = V k / (1 + k l),   V = i Omega / F,   l = sigma R_ct = sigma RT / (F i0)
 
-    (electrolyte potential harmonic, linear Butler-Volmer kinetics, metal an
-    equipotential; anti_curvature removes capillarity). lambda = 20 um, l =
-    0.99 um, delta = 1 um (k delta = 0.31), crossed mesh h = delta/4 (a
-    one-way diagonal mesh alone grows or flattens a bump of this size).
-    With transport_onset 0.9 the growth is exponential (rates over three
-    thirds of the run within 10%) and converges to omega from below as delta
-    -> 0 (README: 0.44 omega at k delta = 0.31); asserted: 0.3-1 omega.
-    With the MODEL.md mixing h(xi), the conducting interface layer shorts the
-    potential along the front and the bump does not grow (|rate| < 0.1 omega)."""
+    (electrolyte potential harmonic, linear Butler-Volmer kinetics, grounded
+    metal; anti_curvature removes capillarity). lambda = 20 um, l = 0.99 um,
+    delta = 1 um, crossed mesh h = delta/4 (a one-way diagonal mesh alone
+    grows or flattens a bump of this size).
+    - sigma_Na = sigma_SE (conductivity_ratio 1): exponential growth (rates
+      over the three thirds of the run within 10%) at 0.86 omega; the same
+      0.84-0.87 at delta = 0.5 um, L_sigma / 10 or A = 0.2 um, so the 13%
+      left is not a diffuse-interface error (README: Laplacian growth).
+      Asserted: 0.75-1 omega.
+    - MODEL.md's sigma_Na = 1e3 sigma_SE: the interface layer conducts 1e3 x
+      better than the electrolyte along the front and evens out phi there,
+      so the bump does not grow (|rate| < 0.1 omega; measured -0.02)."""
     from mpi4py import MPI
 
     from solver.electrochemistry import XI
 
     W, lam, A0, layer, i_app, i0, sigma = 10.0, 20.0, 0.5, 4.0, 10.0, 260.0, 0.01
     raw = {"mesh": {"width": f"{W} um", "height": "20 um", "structured": 80, "diagonal": "crossed"},
-           "materials": _isotropic(sigma),
+           "materials": {**_isotropic(sigma), "sodium": {"conductivity_ratio": ratio}},
            "electrochemistry": {"interface_width": "1 um", "interface_mobility": 2.5e-8, "anti_curvature": True,
-                                "exchange_current_density": i0, "transport_onset": xi_t,
+                                "exchange_current_density": i0,
                                 "initial_na": [{"type": "layer", "thickness": f"{layer} um", "amplitude": f"{A0} um",
                                                 "wavelength": f"{lam} um"}]},
            "loading": {"electrical": {"control": "galvanostatic", "current_density": i_app}}}
@@ -687,8 +690,8 @@ def test_laplacian_growth_of_a_perturbed_front(comm, xi_t):
     thirds = [np.polyfit(rows[s, 0], np.log(rows[s, 1]), 1)[0] for s in np.array_split(np.arange(len(rows)), 3)]
     rate = np.polyfit(rows[:, 0], np.log(rows[:, 1]), 1)[0]
     assert comm.allreduce(rate, op=MPI.MAX) == pytest.approx(rate, rel=1e-12)
-    if xi_t > 0.0:
-        assert 0.3 * omega < rate < omega
+    if ratio == 1.0:
+        assert 0.75 * omega < rate < omega
         assert max(thirds) - min(thirds) < 0.1 * rate
     else:
         assert abs(rate) < 0.1 * omega
