@@ -649,8 +649,9 @@ def test_laplacian_growth_of_a_perturbed_front(comm, ratio):
     - sigma_Na = sigma_SE (conductivity_ratio 1): exponential growth (rates
       over the three thirds of the run within 10%) at 0.86 omega; the same
       0.84-0.87 at delta = 0.5 um, L_sigma / 10 or A = 0.2 um, so the 13%
-      left is not a diffuse-interface error (README: Laplacian growth).
-      Asserted: 0.75-1 omega.
+      left is not a diffuse-interface error; it moves with D (0.93 at D/2,
+      0.55 at 2 D): the c~ equation, absent from a single-ion conductor's
+      sharp-interface theory (README: Laplacian growth). Asserted: 0.75-1.
     - MODEL.md's sigma_Na = 1e3 sigma_SE: the interface layer conducts 1e3 x
       better than the electrolyte along the front and evens out phi there,
       so the bump does not grow (|rate| < 0.1 omega; measured -0.02)."""
