@@ -233,19 +233,24 @@ def _wait_for_rows(path: Path, n: int, proc, timeout=240):
     return False
 
 
+def _thirty_step_config(tmp_path: Path) -> Path:
+    """SMALL as a YAML file, 30 steps of 0.01 s, checkpoints every 2 steps."""
+    import yaml
+
+    base = json.loads(json.dumps(SMALL))
+    base["time"] = {"t_end": "0.3 s", "dt": "0.01 s", "growth": 1.0}
+    base["output"] = {"every": 5, "checkpoint_every": 2}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 130), (signal.SIGKILL, -9)])
 def test_killed_run_restarts(tmp_path, sig, code):
     """SIGTERM (batch scheduler) stops cleanly with status 'interrupted' and
     exit 130; kill -9 leaves the last periodic checkpoint. Both restart and
     finish with one row per step."""
-    import yaml
-
-    cfg_path = tmp_path / "c.yaml"
-    base = json.loads(json.dumps(SMALL))
-    base["time"] = {"t_end": "0.3 s", "dt": "0.01 s", "growth": 1.0}
-    base["output"] = {"every": 5, "checkpoint_every": 2}
-    cfg_path.write_text(yaml.safe_dump(base))
-    out = tmp_path / "out"
+    cfg_path, out = _thirty_step_config(tmp_path), tmp_path / "out"
     cmd = [sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert _wait_for_rows(out, 5, proc), "run did not start"
@@ -280,14 +285,7 @@ def test_kill_9_of_mpirun_leaves_no_ranks_and_restarts(tmp_path):
     the ranks must end, not hang. They did hang when PETSc's SIGPIPE handler
     called MPI_Abort inside Open MPI's own error output. The run then
     restarts (on 1 rank) from its last periodic checkpoint, one row per step."""
-    import yaml
-
-    cfg_path = tmp_path / "c.yaml"
-    base = json.loads(json.dumps(SMALL))
-    base["time"] = {"t_end": "0.3 s", "dt": "0.01 s", "growth": 1.0}
-    base["output"] = {"every": 5, "checkpoint_every": 2}
-    cfg_path.write_text(yaml.safe_dump(base))
-    out = tmp_path / "out"
+    cfg_path, out = _thirty_step_config(tmp_path), tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_COMM", "PMIX_", "PRTE_MCA_ess", "OMPI_MCA_ess"))}
     cmd = ["mpirun", "-n", "2", sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
