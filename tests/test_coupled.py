@@ -233,16 +233,27 @@ def _wait_for_rows(path: Path, n: int, proc, timeout=240):
     return False
 
 
-def _thirty_step_config(tmp_path: Path) -> Path:
-    """SMALL as a YAML file, 30 steps of 0.01 s, checkpoints every 2 steps."""
+def _long_run_config(tmp_path: Path) -> Path:
+    """SMALL as a YAML file, 300 steps of 0.01 s (tens of seconds: a signal sent
+    after the first rows always lands mid-run), checkpoints every 2 steps."""
     import yaml
 
     base = json.loads(json.dumps(SMALL))
-    base["time"] = {"t_end": "0.3 s", "dt": "0.01 s", "growth": 1.0}
+    base["time"] = {"t_end": "3 s", "dt": "0.01 s", "growth": 1.0}
     base["output"] = {"every": 5, "checkpoint_every": 2}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(base))
     return path
+
+
+def _restart_five_more_steps(cfg_path: Path, out: Path) -> None:
+    """--restart (1 rank) up to 5 steps past the checkpoint; then one row per step."""
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    t_end = f"time.t_end={state['time_s'] + 0.05!r} s"
+    res = subprocess.run([sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out), "--restart",
+                          "--set", t_end], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert [int(r["step"]) for r in _rows(out)] == list(range(1, state["step"] + 6))
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 130), (signal.SIGKILL, -9)])
@@ -250,7 +261,7 @@ def test_killed_run_restarts(tmp_path, sig, code):
     """SIGTERM (batch scheduler) stops cleanly with status 'interrupted' and
     exit 130; kill -9 leaves the last periodic checkpoint. Both restart and
     finish with one row per step."""
-    cfg_path, out = _thirty_step_config(tmp_path), tmp_path / "out"
+    cfg_path, out = _long_run_config(tmp_path), tmp_path / "out"
     cmd = [sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert _wait_for_rows(out, 5, proc), "run did not start"
@@ -259,10 +270,7 @@ def test_killed_run_restarts(tmp_path, sig, code):
     assert proc.returncode == code
     if sig == signal.SIGTERM:
         assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
-    res = subprocess.run(cmd + ["--restart", "--set", "time.t_end=0.15 s"], cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-3000:]
-    steps = [int(r["step"]) for r in _rows(out)]
-    assert steps == list(range(1, 16))
+    _restart_five_more_steps(cfg_path, out)
 
 
 def _processes_with(marker: str) -> list[int]:
@@ -285,7 +293,7 @@ def test_kill_9_of_mpirun_leaves_no_ranks_and_restarts(tmp_path):
     the ranks must end, not hang. They did hang when PETSc's SIGPIPE handler
     called MPI_Abort inside Open MPI's own error output. The run then
     restarts (on 1 rank) from its last periodic checkpoint, one row per step."""
-    cfg_path, out = _thirty_step_config(tmp_path), tmp_path / "out"
+    cfg_path, out = _long_run_config(tmp_path), tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_COMM", "PMIX_", "PRTE_MCA_ess", "OMPI_MCA_ess"))}
     cmd = ["mpirun", "-n", "2", sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
@@ -295,6 +303,7 @@ def test_kill_9_of_mpirun_leaves_no_ranks_and_restarts(tmp_path):
         assert len([p for p in ranks if p != proc.pid]) >= 2
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished
         proc.stdout.close()  # the launcher's output pipe is gone
         deadline = time.time() + 60
         while _processes_with(str(out)) and time.time() < deadline:
@@ -304,12 +313,8 @@ def test_kill_9_of_mpirun_leaves_no_ranks_and_restarts(tmp_path):
         for pid in _processes_with(str(out)):
             os.kill(pid, signal.SIGKILL)
     assert not left, f"ranks {left} still running 60 s after mpirun was killed"
-    state = json.loads((out / "checkpoint" / "state.json").read_text())
-    assert state["step"] >= 4
-    res = subprocess.run([sys.executable, "-m", "solver", "run", str(cfg_path), "-o", str(out), "--restart",
-                          "--set", "time.t_end=0.15 s"], cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-3000:]
-    assert [int(r["step"]) for r in _rows(out)] == list(range(1, 16))
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] >= 4
+    _restart_five_more_steps(cfg_path, out)
 
 
 @pytest.mark.mpi
