@@ -157,7 +157,10 @@ def colour_range(values: np.ndarray, cmap: str, quantile: float = 0.99) -> tuple
         m = m if m > 0.0 else float(np.max(np.abs(v))) or 1.0
         return (-m, m)
     lo, hi = float(np.quantile(v, 1.0 - quantile)), float(np.quantile(v, quantile))
-    return (lo, hi) if hi > lo else (float(v.min()), float(v.max()) + (0.0 if v.max() > v.min() else 1.0))
+    if hi <= lo:  # (nearly) uniform: the full range, or one unit above a constant
+        lo, hi = float(v.min()), float(v.max())
+        hi = hi if hi > lo else lo + 1.0
+    return (lo, hi)
 
 
 def _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
