@@ -532,6 +532,18 @@ class Stagger(Section):
         "unstable crack jump at fixed deposit within one step instead of letting it creep over many steps; "
         "1 = the plain M -> E -> F scheme of MODEL.md",
     )
+    relaxation: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0,
+        description="omega: the coupling pressure handed to (E) in stagger iteration k > 1 is p_(k-1) + omega "
+        "(p~_k - p_(k-1)), p~_k from (M); 1 = none (MODEL.md). The stress-coupled kinetics feed back with a gain "
+        "g ~ -dt Omega^2 K eps_v i0 / (F R T delta) per iteration: below -1 the plain iteration oscillates "
+        "(README 'Staggered iteration')",
+    )
+    relaxation_method: Literal["fixed", "aitken"] = Field(
+        "fixed",
+        description="'fixed' omega, or 'aitken': omega_k = -omega_(k-1) r_(k-1).(r_k - r_(k-1)) / "
+        "|r_k - r_(k-1)|^2 with r_k = p~_k - p_(k-1), starting from relaxation, clipped to [0.01, 1]",
+    )
 
 
 class Newton(Section):

@@ -15,7 +15,11 @@ instead advance it by one alternating-minimisation iteration per time step
 when max|d_k - d_k-1| <= tol_d, max|xi_k - xi_k-1| <= tol_xi and
 the relative mechanics residual with the new d is <= tol_u (at most N_stag
 iterations). Any subset of the three fields may be enabled (a standalone
-mechanics/fracture run, an electrochemistry-only run).
+mechanics/fracture run, an electrochemistry-only run). The pressure handed
+from (M) to (E) may be relaxed between iterations (``solver.stagger.
+relaxation``, fixed or Aitken; ``PressureRelaxation``): the stress-kinetics
+feedback multiplies an error in p by g ~ -dt Omega^2 K eps_v i0 / (F R T
+delta) per pass, and the plain iteration oscillates for g < -1.
 
 Adaptive dt: grow after easy steps; after a failed solve or a too-large
 change (max|dxi| > time.max_dxi, max|dd| > time.max_dd) restore the state of
@@ -53,6 +57,48 @@ def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
     local = float(np.max(np.abs(a))) if a.size else 0.0
     return comm.allreduce(local, op=MPI.MAX)
 
+
+
+class PressureRelaxation:
+    """Relaxation of the coupling pressure between staggered iterations of one
+    step: p_k = p_(k-1) + omega_k r_k, r_k = p~_k - p_(k-1), with p~_k the
+    pressure of the mechanics just solved and p_(k-1) the one (E) used last.
+    ``fixed``: omega_k = omega. ``aitken`` (Irons-Tuck / Aitken delta^2, the
+    secant method on r): omega_k = -omega_(k-1) r_(k-1).(r_k - r_(k-1)) /
+    |r_k - r_(k-1)|^2, clipped to [0.01, 1]. On a linear feedback p~ = p* +
+    g (p - p*) the plain iteration diverges for g < -1, omega = 1 / (1 - g)
+    lands on p* at once, and Aitken lands on p* at its second update for any
+    g <= 0 (the stress slows plating: g < 0)."""
+
+    OMEGA_MIN = 0.01
+
+    def __init__(self, p: fem.Function, omega: float, method: str, comm: MPI.Comm):
+        self.p, self.omega, self.method, self.comm = p, float(omega), method, comm
+        im = p.function_space.dofmap.index_map
+        self.n_owned = im.size_local * p.function_space.dofmap.index_map_bs
+        self.prev = None  # p_(k-1)
+        self.r_prev = None  # r_(k-1)
+
+    def _dot(self, a: np.ndarray, b: np.ndarray) -> float:
+        n = self.n_owned
+        return self.comm.allreduce(float(np.dot(a[:n], b[:n])), op=MPI.SUM)
+
+    def apply(self) -> float:
+        """Replace p (holding p~_k) by the relaxed p_k; returns omega_k (1 at k = 1)."""
+        a = self.p.x.array
+        if self.prev is None or (self.method == "fixed" and self.omega == 1.0):
+            self.prev = a.copy()
+            return 1.0
+        r = a - self.prev
+        if self.method == "aitken" and self.r_prev is not None:
+            dr = r - self.r_prev
+            den = self._dot(dr, dr)
+            if den > 0.0:
+                self.omega = min(1.0, max(self.OMEGA_MIN, -self.omega * self._dot(self.r_prev, dr) / den))
+        a[:] = self.prev + self.omega * r
+        self.p.x.scatter_forward()
+        self.r_prev, self.prev = r, a.copy()
+        return self.omega
 
 class CoupledSolver:
     """Owns the domain, the field problems and the shared coupling fields.
@@ -153,6 +199,7 @@ class CoupledSolver:
         n_fields = len(self.problems())
         newton = krylov = 0
         self.fracture_subiterations = 0
+        relax = PressureRelaxation(self.p, st.relaxation, st.relaxation_method, self.comm)
         xi0, d0 = self.xi.x.array.copy(), self.d.x.array.copy()
         converged, k = False, 0
         for k in range(1, st.max_iterations + 1):
@@ -163,6 +210,7 @@ class CoupledSolver:
                 with ctx.phase("mechanics"):
                     krylov += self.mech.solve(t)
                     self._update_pressure()
+                    relax.apply()
             if self.ec is not None:
                 with ctx.phase("electrochemistry"):
                     n_its, k_its = self.ec.solve(t - dt, dt)  # from the committed state at t - dt
