@@ -58,7 +58,6 @@ def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
     return comm.allreduce(local, op=MPI.MAX)
 
 
-
 class PressureRelaxation:
     """Relaxation of the coupling pressure between staggered iterations of one
     step: p_k = p_(k-1) + omega_k r_k, r_k = p~_k - p_(k-1), with p~_k the
@@ -99,6 +98,7 @@ class PressureRelaxation:
         self.p.x.scatter_forward()
         self.r_prev, self.prev = r, a.copy()
         return self.omega
+
 
 class CoupledSolver:
     """Owns the domain, the field problems and the shared coupling fields.
