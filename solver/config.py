@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 
+import numpy as np
 import yaml
 from pydantic import (
     BaseModel,
@@ -338,12 +339,51 @@ class Electrochemistry(Section):
         "exchange_current_density. A lower value models the interfacial resistance of a poorly wetted "
         "Na/electrolyte contact (R_int = RT/(F i0) at small overpotential)",
     )
-    anisotropy_strength: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(0.0, description="delta_a [-]")
+    anisotropy_strength: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
+        0.0, description="delta_a in kappa(n) = kappa0 [1 + delta_a cos(omega (theta_n - theta_g))], theta_n the "
+        "angle of the interface normal, theta_g that of the grain's conduction planes (2D) [-]; below the value at "
+        "which the interface stiffness gamma + gamma'' turns negative (gamma ~ sqrt(kappa))",
+    )
     anisotropy_mode: int = Field(4, ge=1, description="omega, fold of the interface anisotropy [-]")
     concentration_ratio: Annotated[float, Field(gt=0.0)] = Field(
         1.0, description="c~ = c/c0 initially and at the counter electrode (Na+ reservoir) [-]"
     )
     initial_na: list[InitialNa] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _stiffness(self):
+        if self.anisotropy_strength > 0.0:
+            lim = max_anisotropy_strength(self.anisotropy_mode)
+            if self.anisotropy_strength >= lim:
+                raise ValueError(
+                    f"anisotropy_strength = {self.anisotropy_strength:g} with anisotropy_mode = "
+                    f"{self.anisotropy_mode} makes the interface stiffness gamma + gamma'' negative (missing "
+                    f"orientations, an ill-posed xi equation); expected anisotropy_strength < {lim:.4g}")
+            if self.anti_curvature:
+                raise ValueError("anisotropy_strength > 0 with anti_curvature = true: the anti-curvature term "
+                                 "removes the isotropic kappa0 curvature flow only; expected one of the two")
+        return self
+
+
+def interface_stiffness(delta_a: float, omega: int, theta: np.ndarray) -> np.ndarray:
+    """gamma + gamma'' over gamma0 for gamma = gamma0 sqrt(1 + delta_a cos(omega theta))
+    (kappa ~ gamma^2 at fixed width-energy product W kappa)."""
+    s = 1.0 + delta_a * np.cos(omega * theta)
+    s1 = -delta_a * omega * np.sin(omega * theta)
+    s2 = -delta_a * omega**2 * np.cos(omega * theta)
+    return np.sqrt(s) + 0.5 * s2 / np.sqrt(s) - 0.25 * s1**2 / s**1.5
+
+
+def max_anisotropy_strength(omega: int) -> float:
+    """The delta_a (< 1) at which min_theta (gamma + gamma'') reaches 0."""
+    theta = np.linspace(0.0, 2.0 * np.pi, 4001)
+    lo, hi = 0.0, 1.0 - 1e-9
+    if interface_stiffness(hi, omega, theta).min() > 0.0:
+        return 1.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if interface_stiffness(mid, omega, theta).min() > 0.0 else (lo, mid)
+    return lo
 
 
 # --------------------------------------------------------------------------
@@ -585,6 +625,14 @@ class Config(Section):
     time: TimeConfig = Field(default_factory=TimeConfig)
     solver: SolverConfig = Field(default_factory=SolverConfig)
     output: Output = Field(default_factory=Output)
+
+    @model_validator(mode="after")
+    def _two_d_only(self):
+        if self.electrochemistry.anisotropy_strength > 0.0 and self.mesh.dim == 3:
+            raise ValueError(f"electrochemistry.anisotropy_strength = {self.electrochemistry.anisotropy_strength:g} "
+                             "with mesh.dim = 3: the interface anisotropy is implemented in 2D (the angle between "
+                             "the interface normal and the conduction planes); expected 0 in 3D")
+        return self
 
     def to_dict(self) -> dict:
         """Every parameter as used (SI), JSON/YAML-ready."""

@@ -30,7 +30,11 @@ With ``anti_curvature`` the xi equation gains - L_sigma kappa |grad xi|_0 div n,
 |grad xi|_0 = (4/delta) xi (1 - xi), n = grad xi_n / |grad xi_n| (previous
 step): kappa lap xi then keeps only its normal part, which holds the tanh
 profile, and the curvature flow L_sigma kappa / R of a tip of radius R is
-removed.
+removed. With ``anisotropy_strength`` delta_a > 0 (2D) kappa lap xi is the
+variation of the gradient energy kappa0/2 [1 + delta_a cos(omega (theta_n -
+theta_g))] |grad xi|^2 (``gradient_energy``): a planar front then has the width
+delta sqrt(kappa(theta_n)/kappa0), and moves at 1.5 delta L_eta |B| times that
+factor.
 
 Sign conventions (documented choice)
 -----------------------------------
@@ -179,6 +183,30 @@ def g0_prime(xi):
     return 2.0 * xi * (1.0 - xi) * (1.0 - 2.0 * xi)
 
 
+def chebyshev(k: int, x):
+    """T_k(x), so that cos(k phi) = T_k(cos phi)."""
+    t0, t1 = 1.0, x
+    if k == 0:
+        return t0
+    for _ in range(k - 1):
+        t0, t1 = t1, 2.0 * x * t1 - t0
+    return t1
+
+
+def gradient_energy(xi, theta, delta_a: float, omega: int, eps2: float):
+    """Anisotropic gradient energy density over kappa0 (MODEL.md section 2):
+
+        1/2 [1 + delta_a cos(omega (theta_n - theta_g))] |grad xi|^2,
+
+    cos(theta_n - theta_g) = n . a, n = grad xi / sqrt(|grad xi|^2 + eps2), a =
+    (cos theta_g, sin theta_g) along the grain's planes; its variation is the
+    xi equation's kappa term (kappa lap xi for delta_a = 0)."""
+    g = ufl.grad(xi)
+    n = g / ufl.sqrt(ufl.inner(g, g) + eps2)
+    cos_n = n[0] * ufl.cos(theta) + n[1] * ufl.sin(theta)
+    return 0.5 * (1.0 + delta_a * chebyshev(omega, cos_n)) * ufl.inner(g, g)
+
+
 def derived_parameters(cfg) -> dict:
     """Physical (SI) and internal (um, s, V_T) coefficients of the model."""
     from .preflight import interface_parameters
@@ -246,9 +274,8 @@ class ElectrochemistryProblem:
 
     def __init__(self, domain: Domain, cfg, pressure: fem.Function | None = None, d: fem.Function | None = None):
         ec = cfg.electrochemistry
-        if ec.anisotropy_strength > 0.0:
-            raise NotImplementedError("electrochemistry.anisotropy_strength > 0 (anisotropic interface energy) "
-                                      "is not implemented; use 0")
+        if ec.anisotropy_strength > 0.0 and domain.mesh.topology.dim != 2:
+            raise ValueError("electrochemistry.anisotropy_strength > 0 is implemented in 2D only; expected 0 in 3D")
         self.domain, self.cfg = domain, cfg
         msh = domain.mesh
         self.comm = msh.comm
@@ -312,8 +339,13 @@ class ElectrochemistryProblem:
             p_par, _ = domain.plane_tensors()
             chi = chi * (r_i0 + (1.0 - r_i0) * ufl.inner(ufl.dot(p_par, g), g) / (ufl.inner(g, g) + eps2))
         rate = (xi - xi_n) / self.dt
-        F_xi = (rate * vx + P["LsW"] * g0_prime(xi) * vx + P["Lskappa"] * ufl.inner(ufl.grad(xi), ufl.grad(vx))
-                + P["L_eta"] * h_prime(xic) * B * chi * vx) * dx
+        if ec.anisotropy_strength > 0.0:
+            gradient_term = ufl.derivative(gradient_energy(xi, domain.theta, ec.anisotropy_strength,
+                                                           ec.anisotropy_mode, eps2) * dx, self.u, v)
+        else:
+            gradient_term = ufl.inner(ufl.grad(xi), ufl.grad(vx)) * dx
+        F_xi = (rate * vx + P["LsW"] * g0_prime(xi) * vx + P["L_eta"] * h_prime(xic) * B * chi * vx) * dx \
+            + P["Lskappa"] * gradient_term
         F_c = ((c - c_n) / self.dt * vc + ufl.inner(self.D_eff * (ufl.grad(c) + n * c * ufl.grad(psi)), ufl.grad(vc))
                + P["cs_over_c0"] * rate * vc) * dx
         F_p = (ufl.inner(self.S_eff * ufl.grad(psi), ufl.grad(vp)) + rate * vp) * dx

@@ -89,7 +89,21 @@ BAD = [
     ({"solver": {"petsc": {"mech": {"ksp_type": "cg"}}}}, "solver.petsc.mech", "'mechanics'"),
     ({"mesh": {"flaws": [{"type": "notch", "length": "2 um"}]}}, "mesh.flaws[0].width", "missing"),
     ({"electrochemistry": {"initial_na": [{"type": "circle", "radius": "1 um"}]}}, "electrochemistry.initial_na[0]", "needs center"),
+    ({"electrochemistry": {"anisotropy_strength": 0.2}}, "electrochemistry", "expected anisotropy_strength < 0.1429"),
+    ({"electrochemistry": {"anisotropy_strength": 0.05, "anti_curvature": True}}, "electrochemistry", "one of the two"),
+    ({"mesh": {"dim": 3}, "electrochemistry": {"anisotropy_strength": 0.05}}, "(top level)", "expected 0 in 3D"),
 ]
+
+
+@pytest.mark.parametrize("omega", [3, 4, 6])
+def test_anisotropy_limit_is_where_the_stiffness_of_a_sqrt_kappa_energy_vanishes(omega):
+    """gamma ~ sqrt(1 + delta_a cos(omega theta)) has gamma + gamma'' = (1 +
+    delta_a - delta_a omega^2 / 2) / sqrt(1 + delta_a) at theta = 0, its
+    minimum: zero at delta_a = 1 / (omega^2 / 2 - 1). omega = 1, 2 never reach it."""
+    from solver.config import max_anisotropy_strength
+
+    assert max_anisotropy_strength(omega) == pytest.approx(1.0 / (omega**2 / 2.0 - 1.0), rel=1e-6)
+    assert max_anisotropy_strength(1) == max_anisotropy_strength(2) == 1.0
 
 
 @pytest.mark.parametrize("raw, key, expected", BAD)
