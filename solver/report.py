@@ -67,6 +67,7 @@ SNAPSHOT_FIELDS = [  # (name, title, colour map, fixed range or None)
     ("hydrostatic_pressure", "pressure [MPa]", "coolwarm", None),
     ("potential", "potential [V]", "viridis", None),
 ]
+CONCENTRATION_FIELD = ("concentration", "Na+ c [mol/m^3]", "viridis", None)
 
 
 def _twin_plot(cols, left, right, path: Path, title: str, left_extra=None) -> bool:
@@ -119,7 +120,7 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
     made = []
     for fr in frames:
         t, points, tri, pdata, cdata = fr.t, fr.points, fr.cells, fr.point_data, fr.cell_data
-        fields = [f for f in SNAPSHOT_FIELDS if f[0] in pdata or f[0] in cdata][:3]
+        fields = snapshot_fields(pdata, cdata)
         if not fields:
             continue
         fields = [(name, title, cmap, clim if clim is not None else colour_range(_values(name, pdata, cdata)[1], cmap))
@@ -134,6 +135,18 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
                 _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t)
         made.append(path)
     return made
+
+
+def snapshot_fields(pdata, cdata) -> list[tuple]:
+    """The first three of SNAPSHOT_FIELDS present in a frame, plus the Na+
+    concentration when it departs from uniform by more than 5% of its maximum
+    (a diffusion-limited run: D below Nernst-Einstein, README "Diffusion-limited
+    growth"); with Nernst-Einstein transport c stays uniform and is left out."""
+    fields = [f for f in SNAPSHOT_FIELDS if f[0] in pdata or f[0] in cdata][:3]
+    c = np.asarray(pdata.get("concentration", [])).ravel()
+    if c.size and np.ptp(c) > 0.05 * np.abs(c).max():
+        fields.append(CONCENTRATION_FIELD)
+    return fields
 
 
 def _values(name, pdata, cdata):

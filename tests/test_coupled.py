@@ -515,6 +515,23 @@ def test_report_writes_figures_and_a_summary_of_a_run(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
 
 
+def test_snapshots_add_the_concentration_only_where_it_varies():
+    """A frame's snapshot shows metal, damage and pressure; c joins them when
+    it departs from uniform by more than 5% (diffusion-limited runs)."""
+    from solver.report import snapshot_fields
+
+    n = 50
+    pdata = {"metal": np.zeros(n), "potential": np.zeros(n), "concentration": np.full(n, 9.0e3)}
+    cdata = {"damage": np.zeros(n), "hydrostatic_pressure": np.zeros(n)}
+    assert [f[0] for f in snapshot_fields(pdata, cdata)] == ["metal", "damage", "hydrostatic_pressure"]
+    pdata["concentration"][:10] = 9.0e3 * 0.96
+    assert len(snapshot_fields(pdata, cdata)) == 3
+    pdata["concentration"][:10] = 9.0e3 * 0.5
+    assert [f[0] for f in snapshot_fields(pdata, cdata)][-1] == "concentration"
+    del cdata["damage"], cdata["hydrostatic_pressure"]
+    assert [f[0] for f in snapshot_fields(pdata, cdata)] == ["metal", "potential", "concentration"]
+
+
 def test_snapshot_colour_range_is_not_set_by_a_few_cells():
     """Pressure snapshots: a diverging map centred on zero whose limits are the
     99% quantile of |p|, so one 1e4 MPa cell among 10^4 normal ones
