@@ -41,6 +41,19 @@ def fracture_parameters(cfg: Config) -> dict:
     }
 
 
+def nernst_einstein_ratio(cfg: Config) -> tuple[float, float]:
+    """D / D_NE along and across the planes, D_NE = sigma RT / (n^2 F^2 c0)
+    [-]. At 1 (MODEL.md) migration carries the whole current and c~ stays
+    uniform; below 1 Na+ diffusion must carry the rest, c~ depletes ahead of
+    the deposit and growth turns diffusion-limited (README "Diffusion-limited
+    growth"; steady 1D profile c~ = k - (k - 1) exp(p (H - y)), k = D_NE / D)."""
+    el, n = cfg.materials.electrolyte, cfg.electrochemistry.charge_number
+    vt = thermal_voltage(cfg.materials.temperature, n)  # RT / (nF) [V]
+    ne = vt / (n * FARADAY * el.na_concentration)  # D_NE / sigma [m^2/s per S/m]
+    return (el.diffusivity_parallel / (ne * el.conductivity_parallel),
+            el.diffusivity_perpendicular / (ne * el.conductivity_perpendicular))
+
+
 def stall_pressure(cfg: Config, overpotential: float) -> float:
     """p = n F |eta| / Omega [Pa]: the deposit pressure at which plating stalls."""
     ec = cfg.electrochemistry
@@ -100,6 +113,10 @@ def describe(cfg: Config) -> list[str]:
     if cfg.electrochemistry.enabled and cfg.electrochemistry.model == "phase_field":
         ip = interface_parameters(cfg)
         lines.append("interface: " + ", ".join(f"{k} = {v:.4g}" for k, v in ip.items()))
+        par, perp = nernst_einstein_ratio(cfg)
+        regime = ("Nernst-Einstein: c~ stays uniform" if min(par, perp) > 0.95 else
+                  "below Nernst-Einstein: c~ depletes ahead of the deposit, diffusion-limited growth")
+        lines.append(f"transport: D / (sigma RT / (F^2 c0)) = {par:.3g} along, {perp:.3g} across the planes ({regime})")
     if cfg.fracture.enabled:
         fp = fracture_parameters(cfg)
         lines.append(f"fracture ({cfg.fracture.model}): " + ", ".join(f"{k} = {v:.4g}" for k, v in fp.items()))

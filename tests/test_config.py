@@ -249,6 +249,23 @@ def test_preflight_warns_about_a_lagging_interface_but_not_on_the_shipped_config
         assert not [m for m in warnings(load_config(path)) if "interface_mobility" in m], path.name
 
 
+def test_nernst_einstein_ratio_of_the_transport():
+    """D / D_NE with D_NE = sigma RT / (F^2 c0): MODEL.md's defaults (1 / 0.01
+    S/m, 3e-11 / 3e-13 m^2/s, c0 = 9e3 mol/m^3, 298 K: D_NE = 2.965e-11 x
+    sigma) are Nernst-Einstein consistent, and `solver check` says so; a
+    10 x lower D reads 0.1 and is called diffusion-limited."""
+    from solver.preflight import describe, nernst_einstein_ratio
+
+    d_ne = 8.314462618 * 298.0 / (96485.33212**2 * 9.0e3)
+    par, perp = nernst_einstein_ratio(validate({}))
+    assert par == pytest.approx(3e-11 / d_ne, rel=1e-9) and perp == pytest.approx(3e-13 / (0.01 * d_ne), rel=1e-9)
+    assert 1.0 < par < 1.02
+    assert any("Nernst-Einstein: c~ stays uniform" in line for line in describe(validate({})))
+    low = validate({"materials": {"electrolyte": {"diffusivity_parallel": 3e-12, "diffusivity_perpendicular": 3e-14}}})
+    assert nernst_einstein_ratio(low)[1] == pytest.approx(0.1 * perp, rel=1e-12)
+    assert any("diffusion-limited" in line for line in describe(low))
+
+
 def test_preflight_warns_about_a_cascade_that_cannot_run():
     """cells_per_iteration under another fracture model is ignored, and with
     one fracture iteration per stage the cascade depends on dt: both warn,
