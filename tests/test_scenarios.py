@@ -125,6 +125,29 @@ def _assert_faraday_split(rows: list[dict], omega: float) -> None:
         assert 0.0 < v <= bound * (1 + 1e-9)
 
 
+def _c4_rates(config: str, t_end: str, comm, out) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Run configs/verification/CONFIG to t_end; check the Faraday split and
+    return the (first third, last third) mean rates, in time, of the tip
+    height [m/s] and of the deposited volume [m^3/(m s)]."""
+    from solver.config import load_config
+    from solver.run import run
+
+    cfg = load_config(f"configs/verification/{config}", [f"time.t_end={t_end}"])
+    assert run(cfg, out, comm=comm) == 0
+    with open(out / "scalars.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    _assert_faraday_split(rows, cfg.materials.sodium.molar_volume)
+    t = [float(r["time_s"]) for r in rows]
+    i1 = next(k for k, tk in enumerate(t) if tk >= t[-1] / 3)
+    i2 = next(k for k, tk in enumerate(t) if tk >= 2 * t[-1] / 3)
+
+    def rates(col):
+        y = [float(r[col]) for r in rows]
+        return (y[i1] - y[0]) / (t[i1] - t[0]), (y[-1] - y[i2]) / (t[-1] - t[i2])
+
+    return rates("dendrite_tip_m"), rates("deposited_volume_m3_m")
+
+
 @pytest.mark.mpi
 @pytest.mark.slow
 def test_c4_deposit_volume_accelerates_at_constant_current(comm, shared_tmp):
@@ -171,21 +194,7 @@ def test_c4_tip_focusing_accelerates_the_height(comm, shared_tmp):
     by a clear margin (measured 1.6 x here, 2 x over 6000 s; a front that is
     not focused gives 1.0 +- 0.1, README "Laplacian growth"). Deposit +
     anode plating is the Faraday volume, and the deposit alone stays below it."""
-    from solver.config import load_config
-    from solver.run import run
-
-    cfg = load_config("configs/verification/c4_tip_focusing.yaml", ["time.t_end=3000 s"])
-    assert run(cfg, shared_tmp, comm=comm) == 0
-    with open(shared_tmp / "scalars.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    omega = cfg.materials.sodium.molar_volume
-    t = [float(r["time_s"]) for r in rows]
-    tip = [float(r["dendrite_tip_m"]) for r in rows]
-    _assert_faraday_split(rows, omega)
-    i1 = next(k for k, tk in enumerate(t) if tk >= t[-1] / 3)  # thirds of the run in time
-    i2 = next(k for k, tk in enumerate(t) if tk >= 2 * t[-1] / 3)
-    first = (tip[i1] - tip[0]) / (t[i1] - t[0])
-    last = (tip[-1] - tip[i2]) / (t[-1] - t[i2])
+    (first, last), _ = _c4_rates("c4_tip_focusing.yaml", "3000 s", comm, shared_tmp)
     assert last > 1.3 * first
 
 
@@ -202,25 +211,6 @@ def test_c4_diffusion_limited_growth_accelerates_height_and_volume(comm, shared_
     clear margin (measured: height 0.0002 -> 0.018 um/s, volume 3.6 x; a
     front that is not focused gives a ratio near 1), and deposit + anode
     plating is the Faraday volume with the deposit alone below it."""
-    from solver.config import load_config
-    from solver.run import run
-
-    cfg = load_config("configs/verification/c4_diffusion_limited.yaml", ["time.t_end=1500 s"])
-    assert run(cfg, shared_tmp, comm=comm) == 0
-    with open(shared_tmp / "scalars.csv") as fh:
-        rows = list(csv.DictReader(fh))
-    omega = cfg.materials.sodium.molar_volume
-    t = [float(r["time_s"]) for r in rows]
-    tip = [float(r["dendrite_tip_m"]) for r in rows]
-    vol = [float(r["deposited_volume_m3_m"]) for r in rows]
-    _assert_faraday_split(rows, omega)
-    i1 = next(k for k, tk in enumerate(t) if tk >= t[-1] / 3)  # thirds of the run in time
-    i2 = next(k for k, tk in enumerate(t) if tk >= 2 * t[-1] / 3)
-
-    def rates(y):
-        return (y[i1] - y[0]) / (t[i1] - t[0]), (y[-1] - y[i2]) / (t[-1] - t[i2])
-
-    h_first, h_last = rates(tip)
-    v_first, v_last = rates(vol)
+    (h_first, h_last), (v_first, v_last) = _c4_rates("c4_diffusion_limited.yaml", "1500 s", comm, shared_tmp)
     assert h_last > 1.3 * max(h_first, 0.0) and h_last > 0.005e-6  # > 0.005 um/s: the fingers run
     assert v_last > 1.3 * v_first
