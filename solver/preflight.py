@@ -114,8 +114,12 @@ def describe(cfg: Config) -> list[str]:
         ip = interface_parameters(cfg)
         lines.append("interface: " + ", ".join(f"{k} = {v:.4g}" for k, v in ip.items()))
         par, perp = nernst_einstein_ratio(cfg)
-        regime = ("Nernst-Einstein: c~ stays uniform" if min(par, perp) > 0.95 else
-                  "below Nernst-Einstein: c~ depletes ahead of the deposit, diffusion-limited growth")
+        if min(par, perp) < 0.95:
+            regime = "below Nernst-Einstein: c~ depletes ahead of the deposit, diffusion-limited growth"
+        elif max(par, perp) > 1.05:
+            regime = "above Nernst-Einstein: c~ rises ahead of the deposit"
+        else:
+            regime = "Nernst-Einstein: c~ stays uniform"
         lines.append(f"transport: D / (sigma RT / (F^2 c0)) = {par:.3g} along, {perp:.3g} across the planes ({regime})")
     if cfg.fracture.enabled:
         fp = fracture_parameters(cfg)
