@@ -32,8 +32,8 @@ VARIANTS = {
 
 def run(variant: str, n: int, steps: int, comm) -> dict:
     from solver.config import validate
-    from solver.domain import rectangle_domain
-    from solver.electrochemistry import ElectrochemistryProblem
+    from solver.mesh.domain import rectangle_domain
+    from solver.physics.electrochemistry import ElectrochemistryProblem
 
     raw = {
         "mesh": {"width": "10 um", "height": "10 um", "structured": n, "grains": 6, "seed": 3,

@@ -25,8 +25,8 @@ from mpi4py import MPI
 
 def front_speed_ratio(ratio: float, voltage: float, comm) -> dict:
     from solver.config import validate
-    from solver.domain import rectangle_domain
-    from solver.electrochemistry import ElectrochemistryProblem, bv_bracket, derived_parameters
+    from solver.mesh.domain import rectangle_domain
+    from solver.physics.electrochemistry import ElectrochemistryProblem, bv_bracket, derived_parameters
 
     raw = {
         "mesh": {"width": "0.25 um", "height": "4 um", "structured": 80},

@@ -28,9 +28,9 @@ from mpi4py import MPI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from solver.config import validate  # noqa: E402
-from solver.domain import rectangle_domain  # noqa: E402
-from solver.fracture import FractureProblem  # noqa: E402
-from solver.mechanics import MechanicsProblem  # noqa: E402
+from solver.mesh.domain import rectangle_domain  # noqa: E402
+from solver.physics.fracture import FractureProblem  # noqa: E402
+from solver.physics.mechanics import MechanicsProblem  # noqa: E402
 
 
 def run(n, comm, split, petsc=None, inclusion=True):

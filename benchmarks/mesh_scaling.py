@@ -66,7 +66,7 @@ def main(argv=None) -> int:
             if a.dolfinx:
                 from mpi4py import MPI
 
-                from solver.polycrystal import gmsh_model_to_mesh
+                from solver.mesh.polycrystal import gmsh_model_to_mesh
 
                 gmsh_model_to_mesh(gmsh.model, MPI.COMM_SELF, 0, 2)
                 t4 = time.perf_counter()

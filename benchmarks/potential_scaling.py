@@ -10,9 +10,9 @@ import time
 
 from mpi4py import MPI
 
-from solver.conduction import ConductionProblem
+from solver.physics.conduction import ConductionProblem
 from solver.config import validate
-from solver.domain import rectangle_domain
+from solver.mesh.domain import rectangle_domain
 
 
 def main(hs=("0.4 um", "0.2 um", "0.1 um")):

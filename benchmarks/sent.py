@@ -37,8 +37,8 @@ from mpi4py import MPI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from solver.config import validate  # noqa: E402
-from solver.fracture import FractureProblem, slit_rectangle_domain  # noqa: E402
-from solver.mechanics import MechanicsProblem  # noqa: E402
+from solver.physics.fracture import FractureProblem, slit_rectangle_domain  # noqa: E402
+from solver.physics.mechanics import MechanicsProblem  # noqa: E402
 
 PUBLISHED = {"tension": 0.70, "shear": 0.53}  # kN/mm
 

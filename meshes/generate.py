@@ -239,7 +239,7 @@ def make_record(m) -> dict:
                               "neighbours": [2 - g] if n == 2 else []} for g in range(n)]
         rec["seeds"] = None
     else:
-        _error([f"mesh.kind = {m.kind!r}: not a gmsh kind (rectangle is built by solver.domain)"])
+        _error([f"mesh.kind = {m.kind!r}: not a gmsh kind (rectangle is built by solver.mesh.domain)"])
     n = len(rec["grains"])
     rec["n_grains"] = n
     ori = _orientation(m, n if not rec.get("_removed_seed_index") else len(rec["seeds"]), dim)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return _check(cfg)
         if args.command == "mesh":
-            from .polycrystal import mesh_command
+            from .mesh.polycrystal import mesh_command
 
             return mesh_command(cfg, Path(args.output) if args.output else None)
         from .run import run

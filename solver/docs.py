@@ -11,7 +11,7 @@ import typing
 
 from pydantic import BaseModel
 
-from .config import Config, Schedule, _model_of
+from .config.schema import Config, Schedule, _model_of
 
 HEADER = """# Config reference
 

@@ -7,7 +7,6 @@ field modules; this file only orders them in time.
 
 from __future__ import annotations
 
-import signal
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,15 +15,12 @@ from mpi4py import MPI
 
 from . import __version__
 from .config import Config, ConfigError, dump_yaml, schedule_value
-from .log import Progress, get_logger, setup_logging
-from .output import ScalarTable, atomic_write_json, atomic_write_text, prepare_directory
+from .io.log import Progress, get_logger, setup_logging
+from .io.output import ScalarTable, atomic_write_json, atomic_write_text, prepare_directory
+from .time.stop import Interrupted, check_stop, signals_request_stop  # noqa: F401
 
 EXIT_OK, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 PHASES = ("mesh", "mechanics", "electrochemistry", "fracture", "output")
-
-
-class Interrupted(Exception):
-    """SIGINT / SIGTERM received: stop cleanly, write state, exit 130."""
 
 
 class RunContext:
@@ -81,60 +77,17 @@ class RunContext:
             atomic_write_json(self.outdir / "summary.json", summary)
 
 
-_pending_stop: list[str] = []  # names of the signals received and not yet acted on
-
-
-@contextmanager
-def signals_request_stop():
-    """Turn SIGTERM (batch scheduler) and SIGINT (Ctrl-C) into a stop request.
-
-    The handler only records the signal; the time loop acts on it at the next
-    safe point (``check_stop``), which every rank reaches in the same order, so
-    the state written is always that of a completed step and no rank is left
-    inside a collective call. A second signal stops at once."""
-
-    def handler(signum, frame):
-        name = signal.Signals(signum).name
-        if _pending_stop:
-            raise Interrupted(f"{name} (second signal)")
-        _pending_stop.append(name)
-
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE)}
-    _pending_stop.clear()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, handler)
-    # PetscInitialize catches SIGPIPE and calls MPI_Abort. When mpirun dies, Open MPI's
-    # error message to the dead launcher raises SIGPIPE inside opal_output, and that
-    # abort re-enters opal_output: the ranks hung for good (kill -9 of mpirun, measured).
-    # Ignored (Python's own default), a write to a closed pipe fails with EPIPE instead.
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        _pending_stop.clear()
-
-
-def check_stop(comm: MPI.Comm) -> None:
-    """Raise Interrupted on every rank if any rank has received SIGTERM/SIGINT.
-
-    Collective: call it only where all ranks pass in the same order."""
-    if comm.allreduce(1 if _pending_stop else 0, op=MPI.MAX):
-        raise Interrupted(_pending_stop[0] if _pending_stop else "a signal on another rank")
-
-
 def default_outdir(cfg: Config) -> Path:
     return Path(cfg.output.directory or f"results/{cfg.name}")
 
 
 def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> int:
     """Run ``cfg``; returns the exit code of INTERFACE.md."""
-    from .linalg import SolveError
+    from .numerics.linalg import SolveError
 
     outdir = Path(outdir or default_outdir(cfg))
     if restart and not (cfg.electrochemistry.enabled and cfg.electrochemistry.model == "conduction"):
-        from .coupled import restart_refusal
+        from .io.checkpoint import restart_refusal
 
         problems = restart_refusal(cfg, outdir / "checkpoint")  # before anything is built or written
         if problems:
@@ -171,16 +124,16 @@ def _run_problem(ctx: RunContext) -> None:
     if cfg.electrochemistry.enabled and cfg.electrochemistry.model == "conduction":
         run_conduction(ctx)
         return
-    from .coupled import run_coupled
+    from .coupling.staggered import run_coupled
 
     run_coupled(ctx)
 
 
 def run_conduction(ctx: RunContext) -> None:
     """The potential alone, quasi-static, following the voltage schedule."""
-    from .conduction import ConductionProblem
-    from .domain import build_domain
-    from .xdmf import FieldWriter
+    from .io.xdmf import FieldWriter
+    from .mesh import build_domain
+    from .physics.conduction import ConductionProblem
 
     cfg, log = ctx.cfg, get_logger()
     el = cfg.materials.electrolyte

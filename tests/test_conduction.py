@@ -17,7 +17,7 @@ def _layered_domain(comm, angles, n_per_layer=4, width_um=3.0, height_um=8.0):
     from dolfinx import mesh as dmesh
 
     from solver.config import validate
-    from solver.domain import dg0_from_cell_values, num_local_cells, rectangle_domain
+    from solver.mesh.domain import dg0_from_cell_values, num_local_cells, rectangle_domain
 
     ny = n_per_layer * len(angles)
     cfg = validate({"mesh": {"width": width_um * 1e-6, "height": height_um * 1e-6, "structured": ny}})
@@ -34,7 +34,7 @@ def test_series_layers_match_analytic_current(comm, angles):
     """Layers along y conduct in series: I = V W / sum(t_k / sigma_yy,k),
     sigma_yy = sigma_par sin^2(theta) + sigma_perp cos^2(theta). P1 is exact
     for this piecewise-linear solution, so only the solver tolerance remains."""
-    from solver.conduction import ConductionProblem, series_current
+    from solver.physics.conduction import ConductionProblem, series_current
 
     s_par, s_perp, V = 1.0, 0.01, 0.1
     dom = _layered_domain(comm, angles)
@@ -47,7 +47,7 @@ def test_series_layers_match_analytic_current(comm, angles):
 
 
 def _rotated_strip_current(comm, width_um, theta=np.pi / 4, s_par=1.0, s_perp=0.01, V=0.1):
-    from solver.conduction import ConductionProblem
+    from solver.physics.conduction import ConductionProblem
 
     dom = _layered_domain(comm, [theta], n_per_layer=8, width_um=width_um, height_um=1.0)
     prob = ConductionProblem(dom, s_par, s_perp)
@@ -75,9 +75,9 @@ def test_rotated_crystal_obeys_variational_bounds_and_edge_scaling(comm):
 def test_serial_and_parallel_agree(comm):
     from mpi4py import MPI
 
-    from solver.conduction import ConductionProblem
+    from solver.physics.conduction import ConductionProblem
     from solver.config import validate
-    from solver.domain import rectangle_domain
+    from solver.mesh.domain import rectangle_domain
 
     cfg = validate({"mesh": {"width": "12 um", "height": "8 um", "h": "0.5 um", "grains": 6, "seed": 2}})
     currents = []
@@ -93,7 +93,7 @@ def test_run_writes_interface_outputs(comm, shared_tmp):
     import meshio
 
     from solver.config import load_config
-    from solver.output import SCALAR_COLUMNS
+    from solver.io.output import SCALAR_COLUMNS
     from solver.run import run
 
     cfg = load_config("configs/verification/conduction_polycrystal.yaml", ["mesh.h=1 um", "time.t_end=3 s"])

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from solver.config import ConfigError, apply_overrides, load_config, schedule_value, validate
-from solver.units import UnitError, to_si
+from solver.config.units import UnitError, to_si
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -55,7 +55,7 @@ def _checkpoint_array(directory: Path, key: str, comm) -> np.ndarray:
     machine)."""
     import adios4dolfinx
 
-    from solver.coupled import CoupledSolver
+    from solver.coupling.staggered import CoupledSolver
     from solver.run import RunContext
 
     state = json.loads((directory / "checkpoint" / "state.json").read_text())
@@ -88,7 +88,7 @@ def test_pressure_relaxation_on_a_linear_feedback(comm, method, omega, gain, upd
     from any start omega. 1 and 2 ranks."""
     from dolfinx import fem, mesh
 
-    from solver.coupled import PressureRelaxation
+    from solver.coupling.staggered import PressureRelaxation
 
     msh = mesh.create_unit_square(comm, 6, 6)
     p = fem.Function(fem.functionspace(msh, ("DG", 0)))
@@ -224,7 +224,7 @@ def _assert_same_last_fields(full, split, rtol):
 def _last_frame(directory):
     """(t, points, point fields, cell pressure) of the last output step,
     points and cells sorted by coordinates (partition-independent)."""
-    from solver.series import FieldSeries
+    from solver.io.series import FieldSeries
 
     with FieldSeries(directory / "fields.xdmf") as series:
         fr = series.frame(len(series) - 1)
@@ -402,7 +402,7 @@ def test_signal_on_one_rank_stops_all_at_a_completed_step(comm, shared_tmp, monk
     every rank with status 'interrupted'. The checkpoint, scalars.csv and
     summary.json end at the same completed step, and --restart continues
     with one row per step."""
-    from solver.coupled import CoupledSolver
+    from solver.coupling.staggered import CoupledSolver
     from solver.run import EXIT_INTERRUPTED, run
 
     calls = {"step": 0, "commit": 0}
@@ -447,7 +447,7 @@ def test_checkpoints_by_step_count_and_by_wall_time(comm, shared_tmp, monkeypatc
     at step 6 coincides) and, with output.checkpoint_wall_time, whenever that
     much wall-clock time has passed since the last one: 1 ns is exceeded by
     every step, so every step is checkpointed, on every rank."""
-    from solver.coupled import CoupledSolver
+    from solver.coupling.staggered import CoupledSolver
     from solver.run import run
 
     written = []
@@ -504,7 +504,7 @@ def test_report_writes_figures_and_a_summary_of_a_run(tmp_path, capsys):
     deposit.png's Faraday curve is the run's; a non-run directory is refused."""
     from mpi4py import MPI
 
-    from solver import report as rep
+    from solver.report import figures as rep
     from solver.run import run
 
     out = tmp_path / "run"
@@ -593,7 +593,7 @@ def test_na_pocket_stalls_with_its_metal_at_f_eta_over_v_m(comm, shared_tmp):
     at delta / r = 0.2). Measured: 400.9 MPa, current 0.5%, area +60%."""
     from solver.run import run
     from solver.scales import FARADAY
-    from solver.series import FieldSeries
+    from solver.io.series import FieldSeries
 
     cfg = _cfg(base=POCKET)
     assert run(cfg, shared_tmp, comm=comm) == 0

@@ -1,6 +1,6 @@
 """Electrochemistry phase field (MODEL.md section 2) against VERIFICATION.md E1-E5.
 
-Meshes are structured rectangles (solver.domain.rectangle_domain); lengths in
+Meshes are structured rectangles (solver.mesh.domain.rectangle_domain); lengths in
 the configs are SI, the mesh is in um. Interface width delta = 1 um
 throughout; "strip" = a 1D-like column 0.25 um wide (2 cells) with
 h = delta/8 along y.
@@ -30,8 +30,8 @@ def _problem(raw, comm, pressure=False, damage=None):
     pressure field (returned); ``damage``: a uniform P1 d of that value."""
     from dolfinx import fem
 
-    from solver.domain import rectangle_domain
-    from solver.electrochemistry import ElectrochemistryProblem
+    from solver.mesh.domain import rectangle_domain
+    from solver.physics.electrochemistry import ElectrochemistryProblem
 
     cfg = _cfg(raw)
     dom = rectangle_domain(cfg, comm)
@@ -93,7 +93,7 @@ def _run(ec, t_end, dt, hook=None):
 def test_initial_na_profile():
     """xi0 = (1 - tanh(2 s/delta))/2: 1/2 on the shape boundary, the
     equilibrium profile of W g0 + kappa |grad xi|^2/2; flaw capsules."""
-    from solver.initial_na import initial_xi
+    from solver.physics.initial_na import initial_xi
 
     delta = 1.0
     raw = {"mesh": {"flaws": [{"type": "notch", "center": ["5 um", 0.0], "length": "3 um", "width": "1 um",
@@ -124,7 +124,7 @@ def test_initial_na_profile():
 def test_derived_parameters_si():
     """W = 12 gamma/delta, kappa = 3 gamma delta/2, L_eta = i0/(1.5 n F c_s delta),
     stall pressure nF|eta|/Omega: 100 mV -> 407 MPa (Liu 2020)."""
-    from solver.electrochemistry import derived_parameters
+    from solver.physics.electrochemistry import derived_parameters
 
     p = derived_parameters(_cfg({}))
     assert p["W_J_m3"] == pytest.approx(12 * 0.2 / 1e-6)
@@ -142,7 +142,7 @@ def test_E1_planar_velocity(comm, eta):
     sigma = 100 S/m makes the ohmic drop < 0.1 mV; h = delta/8, dt = 0.5 s
     (front moves <= 0.06 delta per step). The slope of the metal area over the
     second half of the run (after the profile settles) within 3%."""
-    from solver.electrochemistry import bv_bracket
+    from solver.physics.electrochemistry import bv_bracket
 
     ec, _ = _problem(_strip(iso_sigma=100.0, electrical={"control": "potentiostatic", "voltage": eta}), comm)
     rows = _run(ec, 20.0, 0.5)
@@ -190,7 +190,7 @@ def test_E3_nernst_equilibrium(comm):
     """E3: with c~ = 0.5 (reservoir and initial) no current flows when
     eta_a = (RT/nF) ln c~, i.e. V = -(RT/F) ln 0.5; 5 mV above plates, 5 mV
     below strips. |i| < 1% of the current i0 |B(eta, c~=1)| at that eta."""
-    from solver.electrochemistry import bv_bracket
+    from solver.physics.electrochemistry import bv_bracket
 
     T = 298.0
     Vt = R * T / F
@@ -252,7 +252,7 @@ def test_E4_stress_limited_plateau(comm):
 
 def _series_current(V, resistance, i0=26.0, T=298.0):
     """1D cell: V = -eta(i) + i R (R in Ohm m^2) with i = -i0 B(eta)."""
-    from solver.electrochemistry import bv_overpotential
+    from solver.physics.electrochemistry import bv_overpotential
 
     f = F / (R * T)
     lo, hi = 0.0, i0 * 1e3
@@ -344,7 +344,7 @@ def test_serial_equals_parallel(comm):
 def test_state_restore_and_short_circuit(comm):
     """save/restore returns the exact state; a failed Newton raises SolveError
     and leaves the committed state; short circuit when the metal touches y = H."""
-    from solver.linalg import SolveError
+    from solver.numerics.linalg import SolveError
 
     raw = _strip(height_um=4.0, cells=32, layer_um=3.6, iso_sigma=100.0)
     ec, _ = _problem(raw, comm)
@@ -368,7 +368,7 @@ def test_state_restore_and_short_circuit(comm):
 # reactive plating electrode (electrochemistry.plating_electrode = reactive)
 def _cell_current_1d(V, resistance, E0=0.0, i0=26.0, T=298.0):
     """1D cell, bare anode: V = -eta_a(i) - E0 + i R, i = -i0 B(eta_a) (R in Ohm m^2)."""
-    from solver.electrochemistry import bv_overpotential
+    from solver.physics.electrochemistry import bv_overpotential
 
     f = F / (R * T)
     lo, hi = -i0 * 1e3, i0 * 1e3  # the left side increases with i
@@ -440,7 +440,7 @@ def test_concentration_profile_when_diffusion_is_below_nernst_einstein(comm, k_n
     within 2e-5, on 1 and 2 ranks); asserted 1e-4."""
     from mpi4py import MPI
 
-    from solver.electrochemistry import CONC, bv_overpotential
+    from solver.physics.electrochemistry import CONC, bv_overpotential
 
     H_um, sigma, c0, i0 = 10.0, 0.01, 9.0e3, 26.0
     raw = _strip(height_um=H_um, cells=40, iso_sigma=sigma,
@@ -515,7 +515,7 @@ def test_metal_above_one_relaxes_under_any_overpotential(comm):
     xi ran away (seen at 55 in a corner before the clip)."""
     from mpi4py import MPI
 
-    from solver.electrochemistry import XI
+    from solver.physics.electrochemistry import XI
 
     raw = _strip(height_um=4.0, cells=40, layer_um=2.0, iso_sigma=100.0,
                  electrical={"control": "potentiostatic", "voltage": 0.2},
@@ -538,7 +538,7 @@ def test_E1_planar_velocity_needs_a_relaxed_interface(comm, ratio):
     L_sigma W = 3 L_eta |B| the front speed is within E1's 3%; at 0.1 it
     lags below half (measured 0.37), and the pre-flight check warns about
     exactly that setting (not about the 3x one)."""
-    from solver.electrochemistry import bv_bracket, derived_parameters
+    from solver.physics.electrochemistry import bv_bracket, derived_parameters
     from solver.preflight import interface_relaxation_ratio, warnings
 
     eta = 0.2
@@ -569,7 +569,7 @@ def test_E1_planar_velocity_with_anisotropic_exchange_current(comm, angle_deg):
     in a grain whose planes make angle theta with x moves at
     [r + (1 - r) sin^2 theta] v, v = 1.5 delta L_eta |B| (1 at 90 deg,
     0.2575 at 30 deg for r = 0.01). Same discretisation and 3% as E1."""
-    from solver.electrochemistry import bv_bracket
+    from solver.physics.electrochemistry import bv_bracket
 
     eta, r = 0.1, 0.01
     raw = _strip(iso_sigma=100.0, angle_deg=angle_deg, electrical={"control": "potentiostatic", "voltage": eta},
@@ -589,7 +589,7 @@ def test_E1_planar_velocity_with_anisotropic_interface_energy(comm, omega, delta
     delta L_eta |B|: s = 1.22, 0.71, 1.05, 0.95 here. Orientations where
     d kappa / d theta_n = 0, so that the strip's side walls (natural boundary
     condition) do not tilt the front. Same discretisation and 3% as E1."""
-    from solver.electrochemistry import bv_bracket
+    from solver.physics.electrochemistry import bv_bracket
 
     eta = 0.1
     raw = _strip(iso_sigma=100.0, angle_deg=angle_deg, electrical={"control": "potentiostatic", "voltage": eta},
@@ -610,7 +610,7 @@ def test_E1_planar_velocity_under_a_deposition_restriction(comm, restriction, e,
     ('damage': 0.25 intact, 1 damaged). Under 'metal', chi = max(e, xi) is
     not uniform across the front: the speed lies between e and 1 times v
     (measured 0.509). Same discretisation and 3% as E1."""
-    from solver.electrochemistry import bv_bracket
+    from solver.physics.electrochemistry import bv_bracket
 
     eta = 0.1
     raw = _strip(iso_sigma=100.0, electrical={"control": "potentiostatic", "voltage": eta},
@@ -635,7 +635,7 @@ def test_disc_radius_follows_bv_speed_minus_curvature_flow(comm, eta, anti):
     moves the front ~0.075 um; the radius change matches the ODE to 5% of
     that (measured 2.9% at eta = 0 without the term, 1.5% at h 1.5 x finer:
     discretisation; 0.8% at 0.1 V without it, 0.4% and 0.1% with it)."""
-    from solver.electrochemistry import bv_bracket
+    from solver.physics.electrochemistry import bv_bracket
 
     T, dt, R0 = 5.0, 0.1, 1.0
     raw = {"mesh": {"width": "2 um", "height": "2 um", "structured": 64},
@@ -674,7 +674,7 @@ def test_metal_fills_a_damaged_channel_unless_curvature_flow_closes_it(comm, ant
     front moves too."""
     from mpi4py import MPI
 
-    from solver.electrochemistry import XI, bv_bracket
+    from solver.physics.electrochemistry import XI, bv_bracket
 
     delta, w, eta, layer, h = 0.2, 0.4, 0.1, 0.5, 2.0 / 80
     raw = {"mesh": {"width": "2 um", "height": "2 um", "structured": 80},
@@ -731,7 +731,7 @@ def test_laplacian_growth_of_a_perturbed_front(comm, ratio):
       so the bump does not grow (|rate| < 0.1 omega; measured -0.02)."""
     from mpi4py import MPI
 
-    from solver.electrochemistry import XI
+    from solver.physics.electrochemistry import XI
 
     W, lam, A0, layer, i_app, i0, sigma = 10.0, 20.0, 0.5, 4.0, 10.0, 260.0, 0.01
     raw = {"mesh": {"width": f"{W} um", "height": "20 um", "structured": 80, "diagonal": "crossed"},

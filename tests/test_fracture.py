@@ -12,7 +12,7 @@ from dolfinx import mesh as dmesh
 from pathlib import Path
 
 from solver.config import schedule_value, validate
-from solver.domain import (
+from solver.mesh.domain import (
     COUNTER_ELECTRODE,
     GRAIN_BOUNDARY,
     OUTER,
@@ -25,8 +25,8 @@ from solver.domain import (
     rectangle_domain,
     tag_grain_boundaries,
 )
-from solver.fracture import FractureProblem, slit_rectangle_domain, stress_criteria
-from solver.mechanics import MechanicsProblem
+from solver.physics.fracture import FractureProblem, slit_rectangle_domain, stress_criteria
+from solver.physics.mechanics import MechanicsProblem
 
 
 def make_cfg(mesh=None, fracture=None, mechanics=None, load=None, materials=None):
@@ -376,7 +376,7 @@ def test_inner_fracture_iterations_resolve_a_crack_jump_within_one_step(comm, tm
     alternating minimisation), and that fixed point must be converged
     (max|dd| <= tol_d) with the crack run out well past the notch tip."""
     from solver.config import load_config
-    from solver.coupled import CoupledSolver
+    from solver.coupling.staggered import CoupledSolver
     from solver.run import RunContext
 
     base = ["mesh.h=2 um", "mesh.h_fine=0.4 um", "loading.mechanical.value=0.0027e-6", "time.t_end=1 s",
@@ -480,7 +480,7 @@ def pressurised_pore(comm, batch, R=2.0, W=40.0, h=0.5):
         "loading": {"mechanical": {"type": "pressure", "boundary": "flaw", "support": "clamped",
                                    "value": {"points": [[0.0, 0.0], [1000.0, 1e9]]}}},
     })
-    from solver.domain import build_domain
+    from solver.mesh import build_domain
 
     dom = build_domain(cfg, comm)
     mp = MechanicsProblem(dom, cfg)

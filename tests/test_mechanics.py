@@ -15,7 +15,7 @@ from dolfinx import mesh as dmesh
 
 from solver import scales
 from solver.config import validate
-from solver.domain import (
+from solver.mesh.domain import (
     COUNTER_ELECTRODE,
     OUTER,
     PLATING_ELECTRODE,
@@ -25,8 +25,8 @@ from solver.domain import (
     num_local_cells,
     rectangle_domain,
 )
-from solver.elasticity import EnergySplit, Stiffness, isotropic_constants, transverse_constants
-from solver.mechanics import MechanicsProblem
+from solver.physics.elasticity import EnergySplit, Stiffness, isotropic_constants, transverse_constants
+from solver.physics.mechanics import MechanicsProblem
 
 
 def everywhere(comm, cond) -> bool:
@@ -117,7 +117,7 @@ def inclusion_pressure(comm, n, na_same: bool):
     P = comm.allreduce(fem.assemble_scalar(fem.form(ind * mp.pressure() * dx)), op=MPI.SUM)
     A = comm.allreduce(fem.assemble_scalar(fem.form(ind * dx)), op=MPI.SUM)
     el = isotropic_constants(scales.stress(E), nu)
-    from solver.elasticity import sodium_constants
+    from solver.physics.elasticity import sodium_constants
 
     na = sodium_constants(cfg.materials.sodium)
     _, p_exact = lame_inclusion(a, b, eps_v / 3, na.lam, na.muT, el.lam, el.muT)
@@ -163,7 +163,7 @@ def test_interface_pressure_is_the_traction_on_a_pressurised_pocket(comm, degree
     mp.xi.interpolate(lambda x: 0.5 * (1 - np.tanh(2 * (np.sqrt(x[0] ** 2 + x[1] ** 2) - a) / delta)))
     mp.xi_ref.x.array[:] = 0.0
     mp.solve(0.0)
-    from solver.elasticity import sodium_constants
+    from solver.physics.elasticity import sodium_constants
 
     na = sodium_constants(cfg.materials.sodium)
     el = isotropic_constants(scales.stress(200e9), 0.22)
@@ -490,7 +490,7 @@ def test_3d_uniaxial_and_eigenstrain(comm):
     all other components 0 (no plane-strain constraint in 3D), strain energy
     s^2 V / (2E); a uniform eigenstrain in a body held only by the roller is
     stress free."""
-    from solver.domain import box_boundary_facets
+    from solver.mesh.domain import box_boundary_facets
 
     msh = dmesh.create_box(comm, [np.zeros(3), np.array([4.0, 4.0, 4.0])], [3, 3, 3],
                            dmesh.CellType.tetrahedron, ghost_mode=dmesh.GhostMode.shared_facet)
@@ -584,7 +584,7 @@ def test_newton_accept_residual_accepts_only_a_small_enough_stall(comm):
     half-broken body, d = 0.9) fails without it, is accepted and counted
     with a tolerance above its residual, still fails with one below, and
     converges to newton_rtol with enough iterations."""
-    from solver.linalg import SolveError
+    from solver.numerics.linalg import SolveError
 
     def solve(**mech):
         cfg = base_cfg(mechanics={"split": "volumetric_deviatoric", "newton_rtol": 1e-10, **mech})

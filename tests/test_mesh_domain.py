@@ -13,7 +13,7 @@ from solver.config import load_config
 dolfinx = pytest.importorskip("dolfinx")
 from dolfinx import fem  # noqa: E402
 
-from solver import polycrystal  # noqa: E402
+from solver.mesh import polycrystal  # noqa: E402
 
 
 def config(**kw):

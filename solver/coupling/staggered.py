@@ -43,15 +43,13 @@ from mpi4py import MPI
 
 from dolfinx import fem
 
-from . import scales
-from .config import Config, ConfigError
-from .linalg import SolveError
-from .log import Progress, get_logger
-from .output import atomic_write_json
-from .run import Interrupted, check_stop
-
-CHECKPOINT_STATE = "state.json"
-
+from .. import scales
+from ..config import Config, ConfigError
+from ..numerics.linalg import SolveError
+from ..io.log import Progress, get_logger
+from ..io.output import atomic_write_json
+from ..io.checkpoint import CHECKPOINT_STATE, checkpoint_due, restart_refusal
+from ..time.stop import Interrupted, check_stop
 
 def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
     local = float(np.max(np.abs(a))) if a.size else 0.0
@@ -111,7 +109,7 @@ class CoupledSolver:
     """
 
     def __init__(self, ctx):
-        from .domain import build_domain
+        from ..mesh import build_domain
 
         self.ctx, self.cfg, self.comm = ctx, ctx.cfg, ctx.comm
         cfg = self.cfg
@@ -130,12 +128,12 @@ class CoupledSolver:
         self.p = fem.Function(Q0, name="hydrostatic_pressure_MPa")
         self.ec = self.mech = self.frac = None
         if cfg.electrochemistry.enabled:
-            from .electrochemistry import ElectrochemistryProblem
+            from ..physics.electrochemistry import ElectrochemistryProblem
 
             self.ec = ElectrochemistryProblem(self.domain, cfg, pressure=self.p, d=self.d)
             self._copy_xi()
         if cfg.mechanics.enabled:
-            from .mechanics import MechanicsProblem
+            from ..physics.mechanics import MechanicsProblem
 
             self.mech = MechanicsProblem(self.domain, cfg, xi=self.xi, d=self.d)
             ec = cfg.electrochemistry
@@ -145,7 +143,7 @@ class CoupledSolver:
         if cfg.fracture.enabled:
             if self.mech is None:
                 raise ConfigError(["fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)"])
-            from .fracture import FractureProblem
+            from ..physics.fracture import FractureProblem
 
             self.frac = FractureProblem(self.domain, cfg, self.mech)
             self._copy_d()
@@ -375,47 +373,6 @@ class CoupledSolver:
         return state
 
 
-def restart_refusal(cfg: Config, directory: Path) -> list[str]:
-    """Why ``cfg`` may not continue from the checkpoint in ``directory``
-    (no checkpoint; not a nacrack checkpoint; the physics changed, named key
-    by key); empty if it may. Reads two small files: called before any mesh
-    or solver is built and before the run directory is touched."""
-    directory = Path(directory)
-    state_file = directory / CHECKPOINT_STATE
-    if not state_file.exists():
-        return [f"--restart: no checkpoint in {directory} (expected {CHECKPOINT_STATE})"]
-    try:
-        state = json.loads(state_file.read_text())
-    except ValueError:
-        return [f"--restart: {state_file} is not a nacrack checkpoint (not JSON)"]
-    if "ranks" not in state or "file" not in state:
-        return [f"--restart: {state_file} is not a nacrack checkpoint"]
-    if state.get("physics_hash") == cfg.physics_hash():
-        return []
-    old = _old_physics(directory, state)
-    changes = (cfg.physics_changes(old) if old is not None
-               else [f"physics hash {state.get('physics_hash')} -> {cfg.physics_hash()}"])
-    if not changes:
-        return []
-    shown = "; ".join(changes[:8]) + (f"; ... ({len(changes)} in all)" if len(changes) > 8 else "")
-    return [f"--restart: the physics in the config changed since the checkpoint ({shown}); "
-            "only time, solver and output settings may change on restart"]
-
-
-def _old_physics(directory: Path, state: dict) -> dict | None:
-    """The physics a checkpoint was written with: stored in the state, or
-    (checkpoints of older versions) the run's config.resolved.yaml."""
-    if isinstance(state.get("physics"), dict):
-        return state["physics"]
-    resolved = Path(directory).parent / "config.resolved.yaml"
-    if resolved.exists():
-        import yaml
-
-        d = yaml.safe_load(resolved.read_text()) or {}
-        return {k: v for k, v in d.items() if k not in Config.NON_PHYSICS}
-    return None
-
-
 def schedule_breakpoints(cfg: Config) -> list[float]:
     """Times [s] where a load schedule changes slope: steps end exactly there."""
     times = set()
@@ -425,20 +382,9 @@ def schedule_breakpoints(cfg: Config) -> list[float]:
     return sorted(times)
 
 
-def checkpoint_due(step: int, wall_since_last_s: float, output, comm: MPI.Comm) -> bool:
-    """Every ``output.checkpoint_every`` steps, or once ``output.checkpoint_wall_time``
-    seconds of wall-clock time have passed since the last checkpoint. Collective:
-    rank 0's clock decides, so that every rank writes (adios4dolfinx is collective)."""
-    if step % output.checkpoint_every == 0:
-        return True
-    if output.checkpoint_wall_time <= 0.0:
-        return False
-    return bool(comm.bcast(wall_since_last_s >= output.checkpoint_wall_time, root=0))
-
-
 def run_coupled(ctx) -> None:
     """Time loop with adaptive dt, checkpoints, short-circuit detection."""
-    from .xdmf import FieldWriter
+    from ..io.xdmf import FieldWriter
 
     cfg: Config = ctx.cfg
     log = get_logger()

@@ -49,9 +49,9 @@ from dolfinx import fem, la
 from dolfinx import mesh as dmesh
 from dolfinx.fem import petsc as fem_petsc
 
-from . import scales
-from .config import schedule_value
-from .domain import FACET_TAGS, Domain, num_local_cells
+from .. import scales
+from ..config import schedule_value
+from ..mesh.domain import FACET_TAGS, Domain, num_local_cells
 from .elasticity import (
     EnergySplit,
     Stiffness,
@@ -64,7 +64,7 @@ from .elasticity import (
     strain3,
     von_mises,
 )
-from .linalg import SPD_DEFAULTS, LinearSolver, SolveError
+from ..numerics.linalg import SPD_DEFAULTS, LinearSolver, SolveError
 
 # CG + GAMG (rigid-body near-nullspace) with SOR smoothing: on a soft, nearly
 # incompressible Na inclusion (K/G = 63) it needs ~40% fewer iterations than

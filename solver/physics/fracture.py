@@ -63,8 +63,8 @@ from petsc4py import PETSc
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
-from . import scales
-from .domain import (
+from .. import scales
+from ..mesh.domain import (
     COUNTER_ELECTRODE,
     FLAW,
     GRAIN_BOUNDARY,
@@ -76,7 +76,7 @@ from .domain import (
     make_facet_tags,
     num_local_cells,
 )
-from .linalg import LinearSolver
+from ..numerics.linalg import LinearSolver
 from .mechanics import MechanicsProblem, make_damage_function  # noqa: F401  (re-export)
 
 AREA_SI = scales.LENGTH  # crack length: um -> m

@@ -2,7 +2,7 @@
 
 Each step is read with its own mesh. After a restart the new steps live in
 another HDF5 segment whose node and cell order differ from the first
-segment's (solver/xdmf.py), so a reader that takes the mesh of the first
+segment's (solver/io/xdmf.py), so a reader that takes the mesh of the first
 step for all steps (meshio's TimeSeriesReader) pairs the values of a
 restarted step with the wrong nodes. ParaView's XDMF3 reader and this module
 read the mesh of every step.

@@ -119,12 +119,12 @@ from petsc4py import PETSc
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-from . import scales
-from .config import schedule_value
-from .domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
+from .. import scales
+from ..config import schedule_value
+from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from .initial_na import initial_xi
-from .linalg import SolveError, direct_ksp, set_options
-from .preflight import bv_bracket
+from ..numerics.linalg import SolveError, direct_ksp, set_options
+from .parameters import bv_bracket
 
 XI, CONC, POT = 0, 1, 2
 _OPTIONS_SET: set[str] = set()
@@ -209,7 +209,7 @@ def gradient_energy(xi, theta, delta_a: float, omega: int, eps2: float):
 
 def derived_parameters(cfg) -> dict:
     """Physical (SI) and internal (um, s, V_T) coefficients of the model."""
-    from .preflight import interface_parameters
+    from .parameters import interface_parameters
 
     ec, mat = cfg.electrochemistry, cfg.materials
     el, na = mat.electrolyte, mat.sodium

@@ -15,8 +15,8 @@ from mpi4py import MPI
 
 from dolfinx import fem
 
-from .domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
-from .linalg import LinearSolver
+from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
+from ..numerics.linalg import LinearSolver
 
 
 class ConductionProblem:

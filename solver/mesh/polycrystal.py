@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from .config import ConfigError
+from ..config import ConfigError
+from .tags import FACET_TAGS
 
 CELL_COLORMAP = "twilight"  # cyclic: theta and theta + pi are the same planes
 
@@ -271,7 +272,7 @@ def _render_dolfinx(dom):
 def picture(path: Path, render, info: dict) -> str:
     """mesh.png coloured by orientation (2D: theta in deg, cyclic map; 3D:
     angle of the c-axis from the electrode normal y, deg), GBs in black."""
-    from .render import orientation_picture
+    from ..report.render import orientation_picture
 
     coords, cells, grain, flaw_lines = render
     n = int(info["n_grains"])
@@ -322,8 +323,7 @@ def mesh_command(cfg, outdir: Path | None = None, comm: MPI.Comm = MPI.COMM_WORL
             "orientation": {"mode": cfg.mesh.orientation.mode, "seed": cfg.mesh.orientation.seed,
                             "angles": dom.info["angles"]},
             "tags": {"cells": "grain id g = 1..n_grains (nearest random seed per cell)",
-                     "facets": {"plating_electrode": 1, "counter_electrode": 2, "outer": 3,
-                                "grain_boundary": 4, "flaw": 5}},
+                     "facets": dict(FACET_TAGS)},
             "mesh": {"elements": dom.mesh.topology.index_map(tdim).size_global,
                      "nodes": dom.mesh.geometry.index_map().size_global},
         }
@@ -344,7 +344,7 @@ def mesh_command(cfg, outdir: Path | None = None, comm: MPI.Comm = MPI.COMM_WORL
     files += ["mesh.xdmf", "mesh.h5", "mesh.json", "mesh.png"]
     info["files"] = files
     if comm.rank == 0:
-        from .output import atomic_write_json
+        from ..io.output import atomic_write_json
 
         atomic_write_json(outdir / "mesh.json", _json_safe(info))
         backend = picture(outdir / "mesh.png", render, info)

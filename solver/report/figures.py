@@ -1,6 +1,6 @@
 """``solver report DIR``: figures and a text summary of a run.
 
-Reads scalars.csv, summary.json and fields.xdmf (solver/series.py; no DOLFINx) and
+Reads scalars.csv, summary.json and fields.xdmf (solver/io/series.py; no DOLFINx) and
 writes DIR/figures/*.png and DIR/report.txt:
 
 - snapshots_*.png: metal (xi), damage (d) and hydrostatic pressure at three
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import scales
+from .. import scales
 
 
 def read_scalars(path: Path) -> dict[str, list[float]]:
@@ -104,7 +104,7 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
     """Field snapshots at n output times (first with metal, middle, last),
     each drawn on its own mesh (a restarted run changes the node order)."""
     from .render import headless, interface_edges
-    from .series import FieldSeries
+    from ..io.series import FieldSeries
 
     xdmf = directory / "fields.xdmf"
     if not xdmf.exists():

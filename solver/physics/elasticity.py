@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import ufl
 
-from . import scales
+from .. import scales
 
 
 def h_interp(xi):

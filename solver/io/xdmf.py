@@ -12,7 +12,7 @@ left inconsistent: it writes a new segment (``fields_r1.h5``, ...) and the
 index lists the steps of the earlier segments up to the restart time, then
 the new ones (each step names its own mesh, since a restart may use another
 number of ranks and so another node order). Read it with ParaView or
-solver/series.py, which take every step's own mesh; meshio's
+solver/io/series.py, which take every step's own mesh; meshio's
 TimeSeriesReader takes the first step's mesh for all and is only right for
 a run that was never restarted.
 """

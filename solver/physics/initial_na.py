@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import scales
+from .. import scales
 
 
 def tanh_profile(s: np.ndarray, delta: float) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The computational domain: mesh, grain tags and per-grain orientation.
 
 Every physics module takes a :class:`Domain`. Mesh coordinates are in
-micrometres (internal length unit, see ``scales``). Tags:
+micrometres (internal length unit, see ``scales``). Tags (facet numbers:
+``tags``, the one table):
 
     cell tags    grain id 1..N
     facet tags   1 plating_electrode (y = 0), 2 counter_electrode (y = H),
@@ -24,18 +25,7 @@ from mpi4py import MPI
 import dolfinx
 from dolfinx import fem, mesh as dmesh
 
-PLATING_ELECTRODE = 1
-COUNTER_ELECTRODE = 2
-OUTER = 3
-GRAIN_BOUNDARY = 4
-FLAW = 5
-FACET_TAGS = {
-    "plating_electrode": PLATING_ELECTRODE,
-    "counter_electrode": COUNTER_ELECTRODE,
-    "outer": OUTER,
-    "grain_boundary": GRAIN_BOUNDARY,
-    "flaw": FLAW,
-}
+from .tags import COUNTER_ELECTRODE, FACET_TAGS, FLAW, GRAIN_BOUNDARY, OUTER, PLATING_ELECTRODE  # noqa: F401
 
 
 @dataclass
@@ -160,7 +150,7 @@ def rectangle_domain(cfg, comm: MPI.Comm = MPI.COMM_WORLD) -> Domain:
     """
     from meshes.orientation import grain_angles
 
-    from . import scales
+    from .. import scales
 
     m = cfg.mesh
     W, H = scales.length(m.width), scales.length(m.height)
@@ -206,13 +196,5 @@ def rectangle_domain(cfg, comm: MPI.Comm = MPI.COMM_WORLD) -> Domain:
     )
 
 
-def build_domain(cfg, comm: MPI.Comm = MPI.COMM_WORLD) -> Domain:
-    """The domain the config asks for (rectangle here; gmsh kinds via polycrystal)."""
-    if cfg.mesh.kind == "rectangle":
-        return rectangle_domain(cfg, comm)
-    from . import polycrystal  # gmsh-generated meshes (Voronoi, crystals, files)
-
-    return polycrystal.load_domain(cfg, comm)
-
-
-__all__ = ["Domain", "build_domain", "FACET_TAGS"]
+__all__ = ["Domain", "rectangle_domain", "FACET_TAGS", "PLATING_ELECTRODE", "COUNTER_ELECTRODE", "OUTER",
+           "GRAIN_BOUNDARY", "FLAW"]
