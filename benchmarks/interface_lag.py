@@ -46,7 +46,7 @@ def front_speed_ratio(ratio: float, voltage: float, comm) -> dict:
     dt = 1.0e-6 / v_bv / steps
     t0, rows, t = time.perf_counter(), [], 0.0
     for _ in range(steps):
-        ec.solve(t, dt)
+        ec.solve(t + dt, dt)
         ec.commit()
         t += dt
         rows.append((t, ec.scalars(t)["metal_area_m2"]))

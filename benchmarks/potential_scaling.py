@@ -22,10 +22,10 @@ def main(hs=("0.4 um", "0.2 um", "0.1 um")):
         cfg = validate({"mesh": {"width": "40 um", "height": "20 um", "h": h, "grains": 12, "seed": 3}})
         dom = rectangle_domain(cfg, comm)
         prob = ConductionProblem(dom, 1.0, 0.01)
-        prob.solve(0.1)  # warm-up: JIT, matrix assembly
+        prob.solve_voltage(0.1)  # warm-up: JIT, matrix assembly
         comm.barrier()
         t0 = time.perf_counter()
-        its = prob.solve(0.1)
+        its = prob.solve_voltage(0.1)
         comm.barrier()
         sec = time.perf_counter() - t0
         rows.append((h, prob.dofs(), its, sec, sec / prob.dofs() * comm.size))

@@ -112,10 +112,10 @@ def main(argv=None):
         for k in range(args.max_stagger):
             d0 = fp.d.x.array.copy()
             ta = time.perf_counter()
-            mech_its += mp.solve(u)
+            mech_its += mp.solve(u)["krylov_iterations"]
             tb = time.perf_counter()
             fp.update_history()
-            dmg_its += fp.solve()
+            dmg_its += fp.solve()["krylov_iterations"]
             t_mech += tb - ta
             t_dmg += time.perf_counter() - tb
             change = comm.allreduce(np.abs(fp.d.x.array - d0).max(), op=MPI.MAX)

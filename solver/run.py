@@ -1,8 +1,8 @@
 """``solver run``: one run of a config into an output directory.
 
 The run owns the output directory (INTERFACE.md), the wall-clock split by
-phase, the status and summary.json. The physics of each step lives in the
-field modules; this file only orders them in time.
+phase, the status and summary.json. It builds the model the config asks
+for (``build_model``) and hands it to the one time loop (``time.loop``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from mpi4py import MPI
 
 from . import __version__
-from .config import Config, ConfigError, dump_yaml, schedule_value
-from .io.log import Progress, get_logger, setup_logging
+from .config import Config, ConfigError, dump_yaml
+from .io.log import get_logger, setup_logging
 from .io.output import ScalarTable, atomic_write_json, atomic_write_text, prepare_directory
 from .time.stop import Interrupted, check_stop, signals_request_stop  # noqa: F401
 
@@ -86,10 +86,10 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     from .numerics.linalg import SolveError
 
     outdir = Path(outdir or default_outdir(cfg))
-    if restart and not (cfg.electrochemistry.enabled and cfg.electrochemistry.model == "conduction"):
-        from .io.checkpoint import restart_refusal
+    if restart:
+        from .io.checkpoint import CHECKPOINT_DIR, restart_refusal
 
-        problems = restart_refusal(cfg, outdir / "checkpoint")  # before anything is built or written
+        problems = restart_refusal(cfg, outdir / CHECKPOINT_DIR)  # before anything is built or written
         if problems:
             raise ConfigError(problems)
     ctx = RunContext(cfg, outdir, comm, restart)
@@ -119,58 +119,23 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     return code
 
 
-def _run_problem(ctx: RunContext) -> None:
+def build_model(ctx: RunContext):
+    """The model the config asks for (a coupling.protocol.Model): conduction
+    alone, or the coupled solver of the enabled fields."""
     cfg = ctx.cfg
     if cfg.electrochemistry.enabled and cfg.electrochemistry.model == "conduction":
-        run_conduction(ctx)
-        return
-    from .coupling.staggered import run_coupled
+        from .mesh import build_domain
+        from .physics.conduction import ConductionProblem
 
-    run_coupled(ctx)
+        with ctx.phase("mesh"):
+            domain = build_domain(cfg, ctx.comm)
+        return ConductionProblem.from_config(domain, cfg)
+    from .coupling.staggered import CoupledSolver
+
+    return CoupledSolver(ctx)
 
 
-def run_conduction(ctx: RunContext) -> None:
-    """The potential alone, quasi-static, following the voltage schedule."""
-    from .io.xdmf import FieldWriter
-    from .mesh import build_domain
-    from .physics.conduction import ConductionProblem
+def _run_problem(ctx: RunContext) -> None:
+    from .time.loop import run_time_loop
 
-    cfg, log = ctx.cfg, get_logger()
-    el = cfg.materials.electrolyte
-    with ctx.phase("mesh"):
-        domain = build_domain(cfg, ctx.comm)
-    problem = ConductionProblem(domain, el.conductivity_parallel, el.conductivity_perpendicular,
-                                cfg.solver.petsc.get("potential"))
-    ctx.dofs = {"potential": problem.dofs()}
-    log.info(f"mesh: {domain.n_grains} grain(s), potential DOFs {ctx.dofs['potential']}")
-    writer = FieldWriter(ctx.outdir / "fields.xdmf", domain.mesh)
-    width_m = domain.width * 1e-6
-    progress = Progress(cfg.time.t_end, cfg.output.progress_every)
-    t, dt, step = 0.0, cfg.time.dt, 0
-    charge = 0.0
-    try:
-        while t < cfg.time.t_end * (1 - 1e-12) and step < cfg.time.max_steps:
-            check_stop(ctx.comm)
-            dt = min(dt, cfg.time.t_end - t)
-            t += dt
-            step += 1
-            voltage = schedule_value(cfg.loading.electrical.voltage, t)
-            with ctx.phase("electrochemistry"):
-                its = problem.solve(voltage)
-            current = problem.current_per_depth()  # A/m
-            charge += current * dt
-            with ctx.phase("output"):
-                if step % cfg.output.every == 0 or t >= cfg.time.t_end * (1 - 1e-12):
-                    writer.write([problem.phi, domain.grain_id, domain.theta], t)
-                ctx.scalars.append({
-                    "step": step, "time_s": t, "dt_s": dt,
-                    "current_density_A_m2": current / width_m, "cell_voltage_V": voltage,
-                    "charge_C_m": charge, "stagger_iterations": 1, "newton_iterations": 0,
-                    "krylov_iterations": its, "wall_s": ctx.wall(),
-                })
-            ctx.steps, ctx.time = step, t
-            progress.step(step, t, dt, f"I = {current / width_m:.4e} A/m^2  ksp {its}")
-            dt = min(dt * cfg.time.growth, cfg.time.dt_max or cfg.time.t_end)
-    finally:
-        writer.close()
-    ctx.status = "completed"
+    run_time_loop(ctx, build_model(ctx))

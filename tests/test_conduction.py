@@ -39,7 +39,7 @@ def test_series_layers_match_analytic_current(comm, angles):
     s_par, s_perp, V = 1.0, 0.01, 0.1
     dom = _layered_domain(comm, angles)
     prob = ConductionProblem(dom, s_par, s_perp)
-    prob.solve(V)
+    prob.solve_voltage(V)
     sig_y = [s_par * np.sin(a) ** 2 + s_perp * np.cos(a) ** 2 for a in angles]
     t = [dom.height / len(angles)] * len(angles)
     expected = series_current(sig_y, t, V, dom.width)
@@ -51,7 +51,7 @@ def _rotated_strip_current(comm, width_um, theta=np.pi / 4, s_par=1.0, s_perp=0.
 
     dom = _layered_domain(comm, [theta], n_per_layer=8, width_um=width_um, height_um=1.0)
     prob = ConductionProblem(dom, s_par, s_perp)
-    prob.solve(V)
+    prob.solve_voltage(V)
     syy = s_par * np.sin(theta) ** 2 + s_perp * np.cos(theta) ** 2
     sxx = s_par * np.cos(theta) ** 2 + s_perp * np.sin(theta) ** 2
     sxy = (s_par - s_perp) * np.sin(theta) * np.cos(theta)
@@ -84,7 +84,7 @@ def test_serial_and_parallel_agree(comm):
     for c in (MPI.COMM_SELF, comm):
         dom = rectangle_domain(cfg, c)
         prob = ConductionProblem(dom, 1.0, 0.01)
-        prob.solve(0.05)
+        prob.solve_voltage(0.05)
         currents.append(prob.current_per_depth())
     assert currents[1] == pytest.approx(currents[0], rel=1e-7)
 
@@ -121,3 +121,42 @@ def test_run_writes_interface_outputs(comm, shared_tmp):
             top, bottom = np.isclose(points[:, 1], 20.0), np.isclose(points[:, 1], 0.0)
             assert np.allclose(phi[top], 0.03, rtol=1e-12) and np.allclose(phi[bottom], 0.0)  # 3/10 of the ramp
             assert "grain_id" in cell_data and "orientation" in cell_data
+
+
+def test_run_stopped_at_max_steps_ends_with_status_max_steps(comm, shared_tmp, capsys):
+    """time.max_steps reached before t_end: exit 0, status 'max_steps' in
+    summary.json and in the log (not 'completed'); the model is a FieldProblem
+    driven by the one time loop."""
+    from solver.config import load_config
+    from solver.coupling.protocol import Model
+    from solver.mesh import build_domain
+    from solver.physics.conduction import ConductionProblem
+    from solver.run import run
+
+    cfg = load_config("configs/verification/conduction_polycrystal.yaml", ["mesh.h=1 um", "time.max_steps=2"])
+    assert isinstance(ConductionProblem.from_config(build_domain(cfg, comm), cfg), Model)
+    assert run(cfg, shared_tmp, comm=comm) == 0
+    comm.barrier()
+    summary = json.loads((shared_tmp / "summary.json").read_text())
+    assert summary["status"] == "max_steps" and summary["steps"] == 2
+    assert summary["final_time_s"] == pytest.approx(2.0) and summary["final_time_s"] < cfg.time.t_end
+    log = (shared_tmp / "log.txt").read_text()
+    assert "time.max_steps = 2" in log and "status max_steps" in log
+    if comm.rank == 0:
+        progress = [line for line in capsys.readouterr().out.splitlines() if " step " in line and " eta " in line]
+        assert len(progress) == 2 and all(len(line) <= 100 for line in progress)
+
+
+def test_progress_line_fits_100_columns_and_log_txt_has_all_of_it(tmp_path, capsys):
+    from mpi4py import MPI
+
+    from solver.io.log import Progress, setup_logging
+
+    parts = ["i 1.234e+01 A/m^2", "tip " + "7" * 40, "ksp " + "9" * 40]
+    setup_logging(tmp_path / "log.txt", MPI.COMM_SELF)
+    Progress(10.0).step(3, 1.0, 0.1, parts)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and len(out[0]) <= 100 and "step     3" in out[0] and "i 1.234e+01 A/m^2" in out[0]
+    assert "9" * 40 not in out[0]  # the part that does not fit stays off the terminal ...
+    text = (tmp_path / "log.txt").read_text()
+    assert all(p in text for p in parts)  # ... and is in log.txt, whole

@@ -28,15 +28,11 @@ state checkpointed. Checkpoints (adios4dolfinx, on the input mesh ordering,
 so a restart may use another number of ranks) are written every
 ``output.checkpoint_every`` steps, after ``output.checkpoint_wall_time`` of
 wall-clock time, and at every stop. SIGTERM/SIGINT stop at the next staggered
-iteration (``run.check_stop``), abandoning the step under way.
+iteration (``time.stop.check_stop``), abandoning the step under way. The time
+loop (dt control, checkpoints, statuses) is ``time.loop``; this module is one step.
 """
 
 from __future__ import annotations
-
-import json
-import shutil
-import time
-from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
@@ -44,12 +40,10 @@ from mpi4py import MPI
 from dolfinx import fem
 
 from .. import scales
-from ..config import Config, ConfigError
-from ..numerics.linalg import SolveError
-from ..io.log import Progress, get_logger
-from ..io.output import atomic_write_json
-from ..io.checkpoint import CHECKPOINT_STATE, checkpoint_due, restart_refusal
-from ..time.stop import Interrupted, check_stop
+from ..config import ConfigError
+from ..io.log import get_logger
+from ..physics.phases import make_damage_function
+from ..time.stop import check_stop
 
 def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
     local = float(np.max(np.abs(a))) if a.size else 0.0
@@ -99,7 +93,8 @@ class PressureRelaxation:
 
 
 class CoupledSolver:
-    """Owns the domain, the field problems and the shared coupling fields.
+    """Owns the domain, the field problems and the shared coupling fields; the
+    model the time loop advances (``coupling.protocol.Model``).
 
     Shared fields, created here and handed to the problems:
       xi (P1)  Na-metal phase, copied from electrochemistry after (E)
@@ -119,8 +114,7 @@ class CoupledSolver:
         msh = self.domain.mesh
         V1 = fem.functionspace(msh, ("Lagrange", 1))
         self.xi = fem.Function(V1, name="metal")
-        d_space = fem.functionspace(msh, ("DG", 0)) if cfg.fracture.model == "damaged_domain" else V1
-        self.d = fem.Function(d_space, name="damage")
+        self.d = make_damage_function(self.domain, cfg)
         # cell-wise (DG0) pressure: the stress of P1 displacements jumps between
         # cells, and a vertex value would depend on the cell visited last (on
         # the partition)
@@ -152,6 +146,8 @@ class CoupledSolver:
         self.charge = 0.0
         self.fracture_subiterations = 0
 
+    solve_phase = None  # step() charges mechanics, electrochemistry and fracture itself
+
     # -- coupling copies --------------------------------------------------
     def _copy_xi(self):
         self.xi.interpolate(self.ec.xi_function())
@@ -166,7 +162,10 @@ class CoupledSolver:
         self.p.interpolate(self._p_expr)
         self.p.x.scatter_forward()
 
-    def dofs(self) -> dict:
+    def dofs(self) -> int:
+        return sum(self.dofs_by_field().values())
+
+    def dofs_by_field(self) -> dict:
         out = {}
         for name, prob in (("electrochemistry", self.ec), ("mechanics", self.mech), ("fracture", self.frac)):
             if prob is not None:
@@ -206,14 +205,14 @@ class CoupledSolver:
             xi_prev, d_prev = self.xi.x.array.copy(), self.d.x.array.copy()
             if self.mech is not None:
                 with ctx.phase("mechanics"):
-                    krylov += self.mech.solve(t)
+                    krylov += self.mech.solve(t, dt)["krylov_iterations"]
                     self._update_pressure()
                     relax.apply()
             if self.ec is not None:
                 with ctx.phase("electrochemistry"):
-                    n_its, k_its = self.ec.solve(t - dt, dt)  # from the committed state at t - dt
-                    newton += n_its
-                    krylov += k_its
+                    stats = self.ec.solve(t, dt)  # from the committed state at t - dt
+                    newton += stats["newton_iterations"]
+                    krylov += stats["krylov_iterations"]
                     self._copy_xi()
             if self.frac is not None:
                 krylov += self._fracture_stage(t)
@@ -261,11 +260,11 @@ class CoupledSolver:
             if j > 0:
                 check_stop(self.comm)
                 with ctx.phase("mechanics"):
-                    krylov += self.mech.solve(t)
+                    krylov += self.mech.solve(t)["krylov_iterations"]
             d_prev = self.d.x.array.copy()
             with ctx.phase("fracture"):
                 self.frac.update_history()
-                krylov += self.frac.solve()
+                krylov += self.frac.solve(t)["krylov_iterations"]
                 self._copy_d()
             if st.fracture_iterations > 1 and global_max_abs(self.d.x.array - d_prev, self.comm) <= st.tol_d:
                 break
@@ -275,11 +274,22 @@ class CoupledSolver:
                 self._update_pressure()
         return krylov
 
+    def solve(self, t: float, dt: float) -> dict:
+        """The FieldProblem step: ``step`` plus whether it was easy (the
+        controller grows dt after easy steps) and the convergence flag as the
+        scalars.csv column ``stagger_converged``."""
+        info = self.step(t, dt)
+        info["stagger_converged"] = int(info.pop("converged"))
+        st = self.cfg.solver.stagger
+        info["easy"] = bool(info["stagger_converged"]
+                            and info["stagger_iterations"] <= max(3, st.max_iterations // 2)
+                            and info["newton_iterations"] <= 8 * max(1, info["stagger_iterations"]))
+        return info
+
     def commit(self):
         """Accept the step: the problems move their 'old' state forward."""
         for p in self.problems():
-            if hasattr(p, "commit"):
-                p.commit()
+            p.commit()
 
     # -- per-step quantities ------------------------------------------------
     def scalars(self, t: float) -> dict:
@@ -287,13 +297,11 @@ class CoupledSolver:
         if self.ec is not None:
             row.update(self.ec.scalars(t))
         if self.mech is not None:
-            row["elastic_energy_J_m"] = self.mech.elastic_energy()
+            row.update(self.mech.scalars(t))
             if self.ec is None:  # standalone mechanics: the load on the loaded boundary
                 row["reaction_force_y_N_m"] = float(self.mech.reaction_force(self.cfg.loading.mechanical.boundary)[1])
         if self.frac is not None:
-            row["crack_length_m"] = self.frac.crack_length()
-            row["crack_tip_m"] = self.frac.crack_tip()
-            row["fracture_energy_J_m"] = self.frac.fracture_energy()
+            row.update(self.frac.scalars(t))
         return row
 
     def output_functions(self) -> list:
@@ -301,9 +309,7 @@ class CoupledSolver:
         if self.ec is not None:
             funcs += list(self.ec.output_functions())
         if self.mech is not None:
-            self.mech.update_derived()
-            funcs.append(self.mech.u_output())
-            funcs += list(self.mech.derived_functions())
+            funcs += self.mech.output_functions()
         if self.frac is not None:
             funcs.append(self.d)
         funcs += [self.domain.grain_id, self.domain.theta]
@@ -314,182 +320,22 @@ class CoupledSolver:
             return False, None
         return self.ec.is_short_circuit(self.cfg.time.short_circuit_distance)
 
-    # -- checkpoints ----------------------------------------------------------
+    # -- checkpoints (written and read by io.checkpoint) ------------------------
+    def _named_problems(self):
+        return [(name, p) for name, p in (("ec", self.ec), ("mech", self.mech), ("frac", self.frac)) if p is not None]
+
     def checkpoint_functions(self) -> dict:
         funcs = {"xi_shared": self.xi, "d_shared": self.d, "p_shared": self.p}
-        defaults = {"mech": lambda m: {"u": m.u}, "frac": lambda f: {"H": f.H}}
-        for name, prob in (("ec", self.ec), ("mech", self.mech), ("frac", self.frac)):
-            if prob is None:
-                continue
-            own = prob.checkpoint_functions() if hasattr(prob, "checkpoint_functions") else defaults[name](prob)
-            for key, f in own.items():
+        for name, prob in self._named_problems():
+            for key, f in prob.checkpoint_functions().items():
                 funcs[f"{name}_{key}"] = f
         return funcs
 
-    def write_checkpoint(self, directory: Path, step: int, t: float, dt: float, extra: dict):
-        """adios4dolfinx files in input-mesh ordering; state.json (atomic) names the current one."""
-        import adios4dolfinx
+    def checkpoint_state(self) -> dict:
+        return {"charge_C_m": self.charge,
+                "problems": {name: p.checkpoint_state() for name, p in self._named_problems()}}
 
-        directory = Path(directory)
-        name = f"step_{step:07d}.bp"
-        path = directory / name
-        if self.comm.rank == 0 and path.exists():
-            shutil.rmtree(path)
-        self.comm.barrier()
-        adios4dolfinx.write_mesh_input_order(path, self.domain.mesh)
-        for key, f in self.checkpoint_functions().items():
-            adios4dolfinx.write_function_on_input_mesh(path, f, time=0.0, name=key)
-        self.comm.barrier()
-        if self.comm.rank == 0:
-            problems = {name: p.checkpoint_state() for name, p in (("ec", self.ec), ("mech", self.mech),
-                                                                     ("frac", self.frac))
-                        if p is not None and hasattr(p, "checkpoint_state")}
-            state = {"file": name, "step": step, "time_s": t, "dt_s": dt, "charge_C_m": self.charge,
-                     "physics_hash": self.cfg.physics_hash(), "physics": self.cfg.physics_dict(),
-                     "ranks": self.comm.size,
-                     "problems": problems, **extra}
-            atomic_write_json(directory / CHECKPOINT_STATE, state)
-            for old in directory.glob("step_*.bp"):
-                if old.name != name:
-                    shutil.rmtree(old, ignore_errors=True)
-        self.comm.barrier()
-
-    def read_checkpoint(self, directory: Path) -> dict:
-        import adios4dolfinx
-
-        directory = Path(directory)
-        problems = restart_refusal(self.cfg, directory)
-        if problems:
-            raise ConfigError(problems)
-        state = json.loads((directory / CHECKPOINT_STATE).read_text())
-        path = directory / state["file"]
-        for key, f in self.checkpoint_functions().items():
-            adios4dolfinx.read_function(path, f, time=0.0, name=key)
-            f.x.scatter_forward()
-        for name, p in (("ec", self.ec), ("mech", self.mech), ("frac", self.frac)):
-            if p is not None and hasattr(p, "load_checkpoint_state"):
-                p.load_checkpoint_state(state.get("problems", {}).get(name, {}))
+    def load_checkpoint_state(self, state: dict) -> None:
+        for name, p in self._named_problems():
+            p.load_checkpoint_state(state.get("problems", {}).get(name, {}))
         self.charge = state.get("charge_C_m", 0.0)
-        return state
-
-
-def schedule_breakpoints(cfg: Config) -> list[float]:
-    """Times [s] where a load schedule changes slope: steps end exactly there."""
-    times = set()
-    for v in (cfg.loading.electrical.voltage, cfg.loading.electrical.current_density, cfg.loading.mechanical.value):
-        if v is not None and not isinstance(v, (int, float)):
-            times.update(float(p[0]) for p in v.points)
-    return sorted(times)
-
-
-def run_coupled(ctx) -> None:
-    """Time loop with adaptive dt, checkpoints, short-circuit detection."""
-    from ..io.xdmf import FieldWriter
-
-    cfg: Config = ctx.cfg
-    log = get_logger()
-    solver = CoupledSolver(ctx)
-    ctx.dofs = solver.dofs()
-    log.info(f"mesh: {solver.domain.n_grains} grain(s); DOFs {ctx.dofs}")
-    ckdir = ctx.outdir / "checkpoint"
-    t, step, dt = 0.0, 0, cfg.time.dt
-    dt_max = cfg.time.dt_max or cfg.time.t_end
-    if ctx.restart:
-        state = solver.read_checkpoint(ckdir)
-        t, step, dt = state["time_s"], state["step"], state["dt_s"]
-        ctx.scalars.load_existing(upto_step=step)
-        log.info(f"restart from step {step}, t = {t:.4e} s ({state['ranks']} -> {ctx.comm.size} ranks)")
-    writer = FieldWriter(ctx.outdir / "fields.xdmf", solver.domain.mesh, restart_time=t if ctx.restart else None)
-    if not ctx.restart:
-        with ctx.phase("output"):
-            writer.write(solver.output_functions(), 0.0)
-    progress = Progress(cfg.time.t_end, cfg.output.progress_every)
-    breakpoints = schedule_breakpoints(cfg)
-    ctx.steps, ctx.time = step, t
-    last_ck, last_ck_wall = step, ctx.wall()
-    try:
-        while t < cfg.time.t_end * (1 - 1e-12) and step < cfg.time.max_steps:
-            check_stop(ctx.comm)  # a SIGTERM/SIGINT stops here, after a completed step
-            # dt is the step-size target; h the step actually taken (clipped
-            # to t_end and to schedule breakpoints without shrinking the target)
-            h = min(dt, dt_max, cfg.time.t_end - t)
-            upcoming = [b for b in breakpoints if b > t * (1 + 1e-12) + 1e-15]
-            if upcoming and upcoming[0] - t < h:
-                h = upcoming[0] - t
-            solver.save_state()
-            t_wall = time.perf_counter()
-            reason = "another rank failed"
-            try:
-                info = solver.step(t + h, h)
-                ok = 1
-            except SolveError as exc:
-                ok, reason = 0, str(exc)
-            except Interrupted:
-                solver.restore_state()  # stop at the last completed step
-                raise
-            ok = ctx.comm.allreduce(ok, op=MPI.MIN)  # failure on one rank is failure on all
-            if ok and info["problems"]:
-                if h * cfg.time.cutback >= cfg.time.dt_min:
-                    ok, reason = 0, "; ".join(info["problems"])
-                else:
-                    # a cut cannot help (e.g. unstable crack growth at fixed load): accept, say so
-                    log.info(f"step {step + 1} accepted at the smallest dt: {'; '.join(info['problems'])}")
-            if not ok:
-                solver.restore_state()
-                dt = h * cfg.time.cutback
-                log.info(f"step {step + 1} rejected ({reason}); dt -> {dt:.3e} s")
-                if dt < cfg.time.dt_min:
-                    raise SolveError(f"dt = {dt:.3e} s below dt_min = {cfg.time.dt_min:.3e} s at t = {t:.4e} s")
-                continue
-            solver.commit()
-            info.pop("problems")
-            info["stagger_converged"] = int(info.pop("converged"))
-            t += h
-            step += 1
-            ctx.steps, ctx.time = step, t
-            row = {"step": step, "time_s": t, "dt_s": h, **solver.scalars(t), **info,
-                   "wall_s": ctx.wall(), "step_wall_s": time.perf_counter() - t_wall}
-            with ctx.phase("output"):
-                ctx.scalars.append(row)
-                if step % cfg.output.every == 0:
-                    writer.write(solver.output_functions(), t)
-                if checkpoint_due(step, ctx.wall() - last_ck_wall, cfg.output, ctx.comm):
-                    solver.write_checkpoint(ckdir, step, t, dt, {})
-                    writer.merge()
-                    last_ck, last_ck_wall = step, ctx.wall()
-            progress.step(step, t, h, _progress_text(row))
-            shorted, where = solver.short_circuit()
-            if shorted:
-                ctx.status = "short_circuit"
-                ctx.extra["short_circuit"] = {"time_s": t, "location_m": where}
-                log.info(f"short circuit at t = {t:.4e} s, location {where}")
-                break
-            easy = (info["stagger_converged"] and info["stagger_iterations"] <= max(3, cfg.solver.stagger.max_iterations // 2)
-                    and info["newton_iterations"] <= 8 * max(1, info["stagger_iterations"]))
-            if easy:
-                dt *= cfg.time.growth
-        else:
-            ctx.status = "completed"
-        if ctx.status == "running":
-            ctx.status = "completed"
-    finally:
-        # every stop writes the last good state (the state was restored on failure)
-        with ctx.phase("output"):
-            if step != last_ck or not (ckdir / CHECKPOINT_STATE).exists():
-                try:
-                    solver.write_checkpoint(ckdir, step, t, dt, {})
-                except Exception as exc:  # never hide the original error
-                    log.info(f"could not write the final checkpoint: {exc}")
-            if cfg.output.every > 1 and step % cfg.output.every:
-                writer.write(solver.output_functions(), t)
-            writer.close()
-
-
-def _progress_text(row: dict) -> str:
-    parts = []
-    for key, fmt in (("current_density_A_m2", "i {:.3e} A/m^2"), ("dendrite_tip_m", "tip {:.3e} m"),
-                     ("crack_length_m", "crack {:.3e} m"), ("stagger_iterations", "stag {}"), ("fracture_iterations", "frac {}"),
-                     ("newton_iterations", "newton {}"), ("krylov_iterations", "ksp {}")):
-        if key in row and row[key] == row[key]:
-            parts.append(fmt.format(row[key]))
-    return "  ".join(parts)

@@ -10,12 +10,15 @@ problem's own scalars.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from mpi4py import MPI
 
-from ..config import Config
+from ..config import Config, ConfigError
+from .output import atomic_write_json
 
+CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.json"
 
 
@@ -69,3 +72,48 @@ def checkpoint_due(step: int, wall_since_last_s: float, output, comm: MPI.Comm) 
     if output.checkpoint_wall_time <= 0.0:
         return False
     return bool(comm.bcast(wall_since_last_s >= output.checkpoint_wall_time, root=0))
+
+
+def write_checkpoint(model, directory: Path, cfg: Config, step: int, t: float, dt: float, extra: dict) -> None:
+    """The committed state of ``model`` (a coupling.protocol.Model): its
+    checkpoint functions (adios4dolfinx, input-mesh ordering), then state.json
+    (atomic), which names the current file; older files are removed."""
+    import adios4dolfinx
+
+    comm = model.domain.comm
+    directory = Path(directory)
+    name = f"step_{step:07d}.bp"
+    path = directory / name
+    if comm.rank == 0 and path.exists():
+        shutil.rmtree(path)
+    comm.barrier()
+    adios4dolfinx.write_mesh_input_order(path, model.domain.mesh)
+    for key, f in model.checkpoint_functions().items():
+        adios4dolfinx.write_function_on_input_mesh(path, f, time=0.0, name=key)
+    comm.barrier()
+    if comm.rank == 0:
+        state = {"file": name, "step": step, "time_s": t, "dt_s": dt, **model.checkpoint_state(),
+                 "physics_hash": cfg.physics_hash(), "physics": cfg.physics_dict(), "ranks": comm.size, **extra}
+        atomic_write_json(directory / CHECKPOINT_STATE, state)
+        for old in directory.glob("step_*.bp"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+    comm.barrier()
+
+
+def read_checkpoint(model, directory: Path, cfg: Config) -> dict:
+    """Load the checkpoint in ``directory`` into ``model``; returns state.json.
+    Raises ConfigError when ``cfg`` may not continue from it (restart_refusal)."""
+    import adios4dolfinx
+
+    directory = Path(directory)
+    problems = restart_refusal(cfg, directory)
+    if problems:
+        raise ConfigError(problems)
+    state = json.loads((directory / CHECKPOINT_STATE).read_text())
+    path = directory / state["file"]
+    for key, f in model.checkpoint_functions().items():
+        adios4dolfinx.read_function(path, f, time=0.0, name=key)
+        f.x.scatter_forward()
+    model.load_checkpoint_state(state)
+    return state

@@ -15,16 +15,28 @@ from mpi4py import MPI
 
 from dolfinx import fem
 
+from .. import scales
+from ..config import schedule_value
 from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from ..numerics.linalg import LinearSolver
 
 
 class ConductionProblem:
-    """The potential phi [V] between two electrodes held at 0 and V."""
+    """The potential phi [V] between two electrodes held at 0 and V.
+
+    A whole model for the time loop (``coupling.protocol.Model``): ``solve(t,
+    dt)`` holds the counter electrode at ``voltage`` (a constant or a
+    schedule, V) at time t; ``commit`` adds the charge I dt."""
+
+    solve_phase = "electrochemistry"
 
     def __init__(self, domain: Domain, sigma_par: float, sigma_perp: float,
-                 petsc_options: dict | None = None, degree: int = 1):
+                 petsc_options: dict | None = None, degree: int = 1, voltage=0.0):
         self.domain = domain
+        self.voltage_schedule = voltage
+        self.charge = 0.0  # C/m, committed
+        self._last = (0.0, 0.0, 0.0)  # (voltage [V], current [A/m], dt [s]) of the last solve
+        self._saved = None
         msh = domain.mesh
         self.V = fem.functionspace(msh, ("Lagrange", degree))
         self.phi = fem.Function(self.V, name="potential")
@@ -46,10 +58,60 @@ class ConductionProblem:
         # current leaving through the plating electrode = -sigma grad phi . n
         self._current = fem.form(-ufl.dot(self.sigma * ufl.grad(self.phi), n) * ds(PLATING_ELECTRODE))
 
-    def solve(self, voltage: float) -> int:
+    @classmethod
+    def from_config(cls, domain: Domain, cfg) -> "ConductionProblem":
+        el = cfg.materials.electrolyte
+        return cls(domain, el.conductivity_parallel, el.conductivity_perpendicular,
+                   cfg.solver.petsc.get("potential"), voltage=cfg.loading.electrical.voltage)
+
+    def solve_voltage(self, voltage: float) -> int:
         """Solve for phi with the counter electrode at ``voltage`` [V]; Krylov its."""
         self.voltage.value = voltage
         return self.solver.solve(self.phi)
+
+    # -- the FieldProblem interface ------------------------------------------
+    def solve(self, t: float, dt: float = 0.0) -> dict:
+        """phi at time t [s] (quasi-static: dt only weighs the charge)."""
+        voltage = schedule_value(self.voltage_schedule, t)
+        its = self.solve_voltage(voltage)
+        self._last = (voltage, self.current_per_depth(), dt)
+        return {"stagger_iterations": 1, "newton_iterations": 0, "krylov_iterations": its}
+
+    def commit(self) -> None:
+        _, current, dt = self._last
+        self.charge += current * dt
+
+    def save_state(self) -> None:
+        self._saved = (self.phi.x.array.copy(), self.charge, self._last)
+
+    def restore_state(self) -> None:
+        a, self.charge, self._last = self._saved
+        self.phi.x.array[:] = a
+        self.phi.x.scatter_forward()
+
+    def checkpoint_functions(self) -> dict:
+        return {"phi": self.phi}
+
+    def checkpoint_state(self) -> dict:
+        return {"charge_C_m": self.charge}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.phi.x.scatter_forward()
+        self.charge = state.get("charge_C_m", 0.0)
+
+    def scalars(self, t: float) -> dict:
+        voltage, current, _ = self._last
+        width_m = self.domain.width * scales.LENGTH
+        return {"current_density_A_m2": current / width_m, "cell_voltage_V": voltage, "charge_C_m": self.charge}
+
+    def output_functions(self) -> list:
+        return [self.phi, self.domain.grain_id, self.domain.theta]
+
+    def dofs_by_field(self) -> dict:
+        return {"potential": self.dofs()}
+
+    def short_circuit(self):
+        return False, None
 
     def current_per_depth(self) -> float:
         """Ionic current through the plating electrode per unit depth [A/m].

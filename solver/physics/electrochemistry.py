@@ -125,6 +125,7 @@ from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from .initial_na import initial_xi
 from ..numerics.linalg import SolveError, direct_ksp, set_options
 from .parameters import bv_bracket
+from .phases import h_interp, h_prime
 
 XI, CONC, POT = 0, 1, 2
 _OPTIONS_SET: set[str] = set()
@@ -166,16 +167,6 @@ def bv_overpotential(i: float, i0: float, alpha: float, f: float, c: float = 1.0
         else:
             hi = mid
     return 0.5 * (lo + hi)
-
-
-def h_interp(xi):
-    """h(xi) = xi^3 (6 xi^2 - 15 xi + 10)."""
-    return xi**3 * (6.0 * xi**2 - 15.0 * xi + 10.0)
-
-
-def h_prime(xi):
-    """h'(xi) = 30 xi^2 (1 - xi)^2."""
-    return 30.0 * xi**2 * (1.0 - xi) ** 2
 
 
 def g0_prime(xi):
@@ -263,12 +254,12 @@ class ElectrochemistryProblem:
         owned and updated by the caller (mechanics); None -> 0.
     d : scalar fem.Function, damage in [0, 1] (caller-owned); None -> 0.
 
-    Step protocol: ``solve(t, dt)`` integrates from the *committed* state at
-    time t to t + dt and leaves the result pending. Calling ``solve`` again
-    with the same t re-solves the step (stagger iterations; the pending
-    result is the initial guess). The pending result is committed by
-    ``commit()`` or automatically when ``solve`` is called with
-    t = t_committed + dt_pending (the next step). ``save_state`` /
+    Step protocol (``coupling.protocol.FieldProblem``): ``solve(t, dt)``
+    integrates from the *committed* state at time t - dt to t and leaves the
+    result pending. Calling ``solve`` again with the same t re-solves the step
+    (stagger iterations; the pending result is the initial guess). The
+    pending result is committed by ``commit()`` or automatically when the
+    next step starts where the pending one ended. ``save_state`` /
     ``restore_state`` snapshot everything (committed and pending).
     """
 
@@ -614,11 +605,12 @@ class ElectrochemistryProblem:
         self._V_committed = float(self.voltage.value)
         self._pending = False
 
-    def solve(self, t: float, dt: float):
-        """Advance from the committed state at t [s] to t + dt [s].
+    def solve(self, t: float, dt: float) -> dict:
+        """Advance from the committed state at t - dt [s] to t [s].
 
-        Returns (newton_iterations, krylov_iterations); raises SolveError (the
-        state is then reset to the committed state; the caller cuts dt)."""
+        Returns {"newton_iterations", "krylov_iterations"}; raises SolveError
+        (the state is then reset to the committed state; the caller cuts dt)."""
+        t = t - dt  # the start of the step
         tol = 1e-12 * max(1.0, abs(t))
         if self._pending and abs(t - (self.t_committed + self._pending_dt)) <= tol + 1e-9 * self._pending_dt:
             self.commit()
@@ -652,7 +644,7 @@ class ElectrochemistryProblem:
         self._pending_dt = dt
         self._pending_current = self.last_current
         self.newton_iterations, self.krylov_iterations = its, kits
-        return its, kits
+        return {"newton_iterations": its, "krylov_iterations": kits}
 
     def _to_current(self, rate_um2_s: float) -> float:
         """n F c_s * (um^2/s) -> A/m (current per depth)."""

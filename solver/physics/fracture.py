@@ -44,7 +44,7 @@ planes (28.6 deg). See tests/test_fracture.py::test_f5_*.
 Use (the coupled driver's order: mechanics, then)::
 
     frac = FractureProblem(domain, cfg, mech)   # frac.d is mech.d
-    frac.update_history(); its = frac.solve()
+    frac.update_history(); its = frac.solve()["krylov_iterations"]
     frac.crack_length() [m], frac.fracture_energy() [J/m], frac.crack_tip() [m]
     frac.save_state() / frac.restore_state()    # d and H, for cut-backs
     frac.add_crack_dofs(dofs)                   # optional initial crack, d = 1
@@ -77,7 +77,8 @@ from ..mesh.domain import (
     num_local_cells,
 )
 from ..numerics.linalg import LinearSolver
-from .mechanics import MechanicsProblem, make_damage_function  # noqa: F401  (re-export)
+from .mechanics import MechanicsProblem
+from .phases import make_damage_function  # noqa: F401  (re-export)
 
 AREA_SI = scales.LENGTH  # crack length: um -> m
 
@@ -254,9 +255,10 @@ class FractureProblem:
         h[self._qdofs] = np.maximum(h[self._qdofs], ratio)  # H = max_t sigma_1 / sigma_m0
         self.H.x.scatter_forward()
 
-    def solve(self) -> int:
-        """Solve the damage equation with the current H (CG + GAMG); d never
-        decreases and stays in [0, 1]. Returns Krylov iterations.
+    def solve(self, t: float = 0.0, dt: float = 0.0) -> dict:
+        """Solve the damage equation with the current H (CG + GAMG; call
+        ``update_history`` first); d never decreases and stays in [0, 1].
+        Rate-independent: t and dt play no part. Returns {"krylov_iterations"}.
         damaged_domain: d = 1 where sigma_1 >= sigma_m0 (no solve, 0)."""
         d = self.d.x.array
         if self.model == "damaged_domain":
@@ -268,14 +270,14 @@ class FractureProblem:
             d[self._qdofs] = vals
             self.d.x.scatter_forward()
             self.krylov_iterations = 0
-            return 0
+            return {"krylov_iterations": 0}
         if self.solver is None:
             self._build_solver()
         its = self.solver.solve(self.d_new)
         d[:] = np.clip(np.maximum(self.d_new.x.array, d), 0.0, 1.0)
         self.d.x.scatter_forward()
         self.krylov_iterations = its
-        return its
+        return {"krylov_iterations": its}
 
     def _cascade_batch(self, d_cells: np.ndarray) -> np.ndarray:
         """Owned cells to break now (``cells_per_iteration`` = N > 0): of the
@@ -349,6 +351,25 @@ class FractureProblem:
             self.H.x.array[:] = self._saved[1]
             self.d.x.scatter_forward()
             self.H.x.scatter_forward()
+
+    def commit(self) -> None:
+        """Nothing pending: the history H is updated in place (irreversible)."""
+
+    def checkpoint_functions(self) -> dict:
+        return {"H": self.H}
+
+    def checkpoint_state(self) -> dict:
+        return {}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.H.x.scatter_forward()
+
+    def scalars(self, t: float) -> dict:
+        return {"crack_length_m": self.crack_length(), "crack_tip_m": self.crack_tip(),
+                "fracture_energy_J_m": self.fracture_energy()}
+
+    def output_functions(self) -> list[fem.Function]:
+        return [self.d]
 
     def dofs(self) -> int:
         return self.domain.num_dofs(self.V)

@@ -30,7 +30,7 @@ positive definite solve with CG + GAMG (rigid-body near-nullspace), prefix
 Use::
 
     mech = MechanicsProblem(domain, cfg, xi=xi, d=d)   # xi P1, d P1 or DG0 (caller's)
-    its = mech.solve(t)                  # Krylov iterations; SolveError on failure
+    its = mech.solve(t)["krylov_iterations"]  # SolveError on failure
     mech.residual_norm()                 # relative equilibrium residual (stagger tol_u)
     mech.pressure(), mech.stress(), mech.stress_undegraded(), mech.psi_plus()   # UFL, MPa
     mech.elastic_energy() [J/m], mech.reaction_force("counter_electrode") [N/m per component]
@@ -65,6 +65,7 @@ from .elasticity import (
     von_mises,
 )
 from ..numerics.linalg import SPD_DEFAULTS, LinearSolver, SolveError
+from .phases import make_damage_function
 
 # CG + GAMG (rigid-body near-nullspace) with SOR smoothing: on a soft, nearly
 # incompressible Na inclusion (K/G = 63) it needs ~40% fewer iterations than
@@ -133,16 +134,6 @@ class CellEvaluator:
         self.f.interpolate(self.expr)
         arr = self.f.x.array.reshape(-1, self.bs)[self.dofs]
         return arr.reshape((self.ncell, *self.shape)) if self.shape else arr[:, 0]
-
-
-def make_damage_function(domain: Domain, cfg) -> fem.Function:
-    """The damage field d: P1 for the phase-field models, DG0 (one value per
-    cell, 0 or 1) for ``damaged_domain``."""
-    if cfg.fracture.enabled and cfg.fracture.model == "damaged_domain":
-        V = fem.functionspace(domain.mesh, ("DG", 0))
-    else:
-        V = fem.functionspace(domain.mesh, ("Lagrange", 1))
-    return fem.Function(V, name="damage")
 
 
 def _axis_of_boundary(msh, facets) -> int:
@@ -359,9 +350,10 @@ class MechanicsProblem:
         return val
 
     # ------------------------------------------------------------------
-    def solve(self, t: float = 0.0) -> int:
+    def solve(self, t: float = 0.0, dt: float = 0.0) -> dict:
         """Equilibrium at time t [s] with the current xi, d (Newton; each step
-        one CG + GAMG solve). Returns the Krylov iterations; raises SolveError."""
+        one CG + GAMG solve); quasi-static, so dt plays no part. Returns
+        {"newton_iterations", "krylov_iterations"}; raises SolveError."""
         self.set_load(t)
         for bc in self.bcs:
             bc.set(self.u.x.array)
@@ -419,7 +411,7 @@ class MechanicsProblem:
                     f"accepted (mechanics.newton_accept_residual = {accept:g}; {self.stalled_solves} time(s) so far)")
         self.newton_iterations = k + 1
         self.krylov_iterations = its
-        return its
+        return {"newton_iterations": self.newton_iterations, "krylov_iterations": its}
 
     def _assemble_residual(self, form):
         R = self._R
@@ -618,6 +610,26 @@ class MechanicsProblem:
         if self._saved is not None:
             self.u.x.array[:] = self._saved
             self.u.x.scatter_forward()
+
+    def commit(self) -> None:
+        """Quasi-static: nothing carries over from one step to the next."""
+
+    def checkpoint_functions(self) -> dict:
+        return {"u": self.u}
+
+    def checkpoint_state(self) -> dict:
+        return {}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.u.x.scatter_forward()
+
+    def scalars(self, t: float) -> dict:
+        return {"elastic_energy_J_m": self.elastic_energy()}
+
+    def output_functions(self) -> list[fem.Function]:
+        """[u (P1, um), stress-derived DG0 fields]."""
+        self.update_derived()
+        return [self.u_output(), *self.derived_functions()]
 
     def dofs(self) -> int:
         return self.domain.num_dofs(self.V)

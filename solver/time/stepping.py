@@ -1,0 +1,59 @@
+"""The step-size controller: growth after easy steps, cut-back after a
+rejected one, dt_min, dt_max, t_end and the breakpoints of the load
+schedules (a step ends exactly where a schedule changes slope)."""
+
+from __future__ import annotations
+
+from ..config import Config
+
+T_REL = 1e-12  # relative tolerance on times (t_end, breakpoints)
+
+
+def schedule_breakpoints(cfg: Config) -> list[float]:
+    """Times [s] where a load schedule changes slope: steps end exactly there."""
+    times = set()
+    for v in (cfg.loading.electrical.voltage, cfg.loading.electrical.current_density, cfg.loading.mechanical.value):
+        if v is not None and not isinstance(v, (int, float)):
+            times.update(float(p[0]) for p in v.points)
+    return sorted(times)
+
+
+class StepSizeController:
+    """The step-size target ``dt`` [s] and the step ``h`` actually taken.
+
+    ``h = min(dt, dt_max, t_end - t)``, shortened to end on the next
+    breakpoint; the target is not shrunk by these clips. ``accept(easy)``
+    multiplies the target by ``growth`` after an easy step; ``reject(h)`` sets
+    it to ``cutback * h`` and says whether that is still >= ``dt_min``."""
+
+    def __init__(self, time_cfg, breakpoints: list[float] = (), dt: float | None = None):
+        self.t_end = time_cfg.t_end
+        self.dt = time_cfg.dt if dt is None else dt
+        self.dt_max = time_cfg.dt_max or time_cfg.t_end
+        self.dt_min = time_cfg.dt_min
+        self.growth, self.cutback = time_cfg.growth, time_cfg.cutback
+        self.breakpoints = sorted(breakpoints)
+
+    def finished(self, t: float) -> bool:
+        return t >= self.t_end * (1 - T_REL)
+
+    def step(self, t: float) -> float:
+        """The step h [s] to take from time t."""
+        h = min(self.dt, self.dt_max, self.t_end - t)
+        upcoming = [b for b in self.breakpoints if b > t * (1 + T_REL) + 1e-15]
+        if upcoming and upcoming[0] - t < h:
+            h = upcoming[0] - t
+        return h
+
+    def can_cut(self, h: float) -> bool:
+        """Whether a rejected step of h would be retried (cutback * h >= dt_min)."""
+        return h * self.cutback >= self.dt_min
+
+    def reject(self, h: float) -> bool:
+        """Cut the target after a rejected step of h; False once below dt_min."""
+        self.dt = h * self.cutback
+        return self.dt >= self.dt_min
+
+    def accept(self, easy: bool) -> None:
+        if easy:
+            self.dt *= self.growth
