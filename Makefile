@@ -29,8 +29,9 @@ run:            ## make run CONFIG=configs/x.yaml NP=4
 shell:
 	$(ENVRUN) bash
 
-docs:           ## regenerate docs/config.md from the schema
-	$(ENVRUN) python3 -m solver.docs > docs/config.md
+docs:           ## the documentation site -> build/docs/index.html (warnings are errors); regenerates docs/config.md
+	$(ENVRUN) python3 -m sphinx -W --keep-going -q -b html docs build/docs
+	@echo "docs: build/docs/index.html"
 
 bench:
 	$(ENVRUN) python3 benchmarks/potential_scaling.py
