@@ -7,7 +7,7 @@ Liu et al. 2020 (ACS Energy Lett., the second seed) join two relations:
     eq. 4   sigma_f = K_IC / sqrt(pi a)   (a flaw of size a breaks at sigma_f)
 
 so a Na-filled flaw of size a cracks once dphi > V_m K_IC / (F sqrt(pi a))
-(10 um: 87 mV with K_IC = 2 MPa m^0.5). Eq. 3 is VERIFICATION.md E4 (the
+(10 um: 87 mV with K_IC = 2 MPa m^0.5). Eq. 3 is docs/verification-plan.md E4 (the
 stall pressure of a confined deposit, tests/test_electrochemistry.py). This
 benchmark checks eq. 4 with the `energy` (AT2) fracture model for several
 flaw sizes: configs/verification/fracture_pressurised_flaw.yaml scaled with

@@ -2,7 +2,7 @@
 
     docker/envrun python3 benchmarks/interface_lag.py [--ratios 0.1 0.3 1 3 10] [--voltage 0.2]
 
-The planar front of VERIFICATION.md E1 (a 0.25 um wide column, 4 um high,
+The planar front of docs/verification-plan.md E1 (a 0.25 um wide column, 4 um high,
 80 cells, a 1 um Na layer, fast isotropic transport, delta = 0.2 um) is
 driven at a fixed cell voltage V. The sharp-interface speed is
 v_BV = 1.5 delta L_eta |B|, |B| = |exp(-(1 - alpha) f V) - exp(alpha f V)|;

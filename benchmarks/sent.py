@@ -1,4 +1,4 @@
-"""Miehe's single-edge-notched tension / shear tests (VERIFICATION.md F4).
+"""Miehe's single-edge-notched tension / shear tests (docs/verification-plan.md F4).
 
 1 x 1 mm plate, geometric slit from the left edge to the centre (y = 0.5 mm),
 E = 210 GPa, nu = 0.3, Gc = 2.7 N/mm, plane strain, `energy` model (AT2,

@@ -1,4 +1,4 @@
-"""Command line (INTERFACE.md):
+"""Command line (docs/user/running.md):
 
     python3 -m solver mesh   CONFIG.yaml [-o DIR]
     python3 -m solver check  CONFIG.yaml [--set k=v ...]

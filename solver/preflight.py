@@ -28,10 +28,9 @@ def fracture_parameters(cfg: Config) -> dict:
 
 def nernst_einstein_ratio(cfg: Config) -> tuple[float, float]:
     """D / D_NE along and across the planes, D_NE = sigma RT / (n^2 F^2 c0)
-    [-]. At 1 (MODEL.md) migration carries the whole current and c~ stays
+    [-]. At 1 (docs/model.md) migration carries the whole current and c~ stays
     uniform; below 1 Na+ diffusion must carry the rest, c~ depletes ahead of
-    the deposit and growth turns diffusion-limited (README "Diffusion-limited
-    growth"; steady 1D profile c~ = k - (k - 1) exp(p (H - y)), k = D_NE / D)."""
+    the deposit and growth turns diffusion-limited (docs/studies/diffusion-limited.md; steady 1D profile c~ = k - (k - 1) exp(p (H - y)), k = D_NE / D)."""
     el, n = cfg.materials.electrolyte, cfg.electrochemistry.charge_number
     vt = thermal_voltage(cfg.materials.temperature, n)  # RT / (nF) [V]
     ne = vt / (n * FARADAY * el.na_concentration)  # D_NE / sigma [m^2/s per S/m]
@@ -148,7 +147,7 @@ def warnings(cfg: Config) -> list[str]:
         h = cfg.mesh.h_fine or cfg.mesh.h
         if h > cfg.fracture.length_scale / 2:
             out.append(f"mesh h = {h:g} m > l/2 = {cfg.fracture.length_scale / 2:g} m: the crack band is under-resolved "
-                       "(MODEL.md asks h <= l/5)")
+                       "(docs/model.md asks h <= l/5)")
     batch = cfg.fracture.damaged_domain.cells_per_iteration
     if batch and cfg.fracture.enabled and cfg.fracture.model != "damaged_domain":
         out.append(f"fracture.damaged_domain.cells_per_iteration = {batch}: only used by fracture.model = "
@@ -167,8 +166,8 @@ def warnings(cfg: Config) -> list[str]:
                        "loading.electrical value (L_sigma W / (L_eta |B|) = "
                        f"{ratio:.3g}); the front then moves at about half of 1.5 delta L_eta |B| or less (0.37 at "
                        "a ratio of 0.1): expected L_sigma W >= 3 L_eta |B|; raise it with "
-                       "electrochemistry.anti_curvature = true, so that tips are not rounded faster (README 'Known "
-                       "limits')")
+                       "electrochemistry.anti_curvature = true, so that tips are not rounded faster (docs/known-limits.md"
+                       ")")
     coupled = mech.enabled and ec.enabled and ec.stress_coupling
     filled = any(f.filled_with_na for f in cfg.mesh.flaws)
     griffith = cfg.fracture.enabled and cfg.fracture.model == "energy"  # a K_IC flaw check (the scenarios use 'stress')
@@ -176,7 +175,7 @@ def warnings(cfg: Config) -> list[str]:
         out.append("Na-filled flaws with electrochemistry.coupling_pressure = "
                    f"'{ec.coupling_pressure}' and mechanics.stiffness_mixing = '{mech.stiffness_mixing}': the stall "
                    "pressure builds in the diffuse interface and the flaw's metal stays far below F |eta| / Omega "
-                   "(README 'Na-filled flaws'); for Liu's flaw argument use 'normal', 'reuss' and "
+                   "(docs/studies/na-filled-flaws.md); for Liu's flaw argument use 'normal', 'reuss' and "
                    "mechanics.displacement_degree = 2")
     if mech.enabled and mech.stiffness_mixing == "reuss" and mech.displacement_degree == 1:
         out.append("mechanics.stiffness_mixing = 'reuss' with displacement_degree = 1: P1 triangles lock in the "

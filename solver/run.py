@@ -1,6 +1,6 @@
 """``solver run``: one run of a config into an output directory.
 
-The run owns the output directory (INTERFACE.md), the wall-clock split by
+The run owns the output directory (docs/user/outputs.md), the wall-clock split by
 phase, the status and summary.json. It builds the model the config asks
 for (``build_model``) and hands it to the one time loop (``time.loop``).
 """
@@ -82,7 +82,7 @@ def default_outdir(cfg: Config) -> Path:
 
 
 def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> int:
-    """Run ``cfg``; returns the exit code of INTERFACE.md."""
+    """Run ``cfg``; returns the exit code of docs/user/running.md#exit-codes."""
     from .numerics.linalg import SolveError
 
     outdir = Path(outdir or default_outdir(cfg))

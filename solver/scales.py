@@ -1,4 +1,4 @@
-"""Internal scales (MODEL.md section 6).
+"""Internal scales (docs/model.md#scales-and-units).
 
 The solver works in scaled units so that SI-sized numbers (1e-6 m,
 1e-11 m^2/s) never meet hard-coded absolute tolerances:

@@ -1,5 +1,5 @@
 """Ionic conduction div(sigma grad phi) = 0 with per-grain anisotropic sigma,
-and the run outputs of the conduction slice (INTERFACE.md)."""
+and the run outputs of the conduction slice (docs/user/outputs.md)."""
 
 from __future__ import annotations
 

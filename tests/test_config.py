@@ -213,7 +213,7 @@ def test_schedule_values_may_carry_units():
 
 
 def test_preflight_warns_about_the_deposit_pressure_of_na_filled_flaws():
-    """A Na-filled flaw under the Griffith (energy) model with the MODEL.md
+    """A Na-filled flaw under the Griffith (energy) model with the docs/model.md
     coupling (mean pressure, Voigt mixing) gets a warning naming the three
     settings; with them, none; Reuss with P1 displacements gets the locking
     warning; the default example (stress model) gets neither."""
@@ -250,7 +250,7 @@ def test_preflight_warns_about_a_lagging_interface_but_not_on_the_shipped_config
 
 
 def test_nernst_einstein_ratio_of_the_transport():
-    """D / D_NE with D_NE = sigma RT / (F^2 c0): MODEL.md's defaults (1 / 0.01
+    """D / D_NE with D_NE = sigma RT / (F^2 c0): docs/model.md's defaults (1 / 0.01
     S/m, 3e-11 / 3e-13 m^2/s, c0 = 9e3 mol/m^3, 298 K: D_NE = 2.965e-11 x
     sigma) are Nernst-Einstein consistent, and `solver check` says so; a
     10 x lower D reads 0.1 and is called diffusion-limited."""

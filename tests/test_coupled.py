@@ -1,4 +1,4 @@
-"""The staggered coupled solver (VERIFICATION.md C1, C2) and run control:
+"""The staggered coupled solver (docs/verification-plan.md C1, C2) and run control:
 adaptive dt with cut-back, failure with a usable checkpoint, restart,
 physics-change refusal, SIGTERM/kill -9 then restart."""
 
@@ -561,8 +561,7 @@ def test_snapshot_colour_range_is_not_set_by_a_few_cells():
     assert colour_range(np.full(5, 2.0), "viridis") == (2.0, 3.0)
 
 
-# A Na pocket held at 0.1 V with the deposit coupling for flaws (README
-# "Na-filled flaws"). Unstructured (gmsh) mesh: on a structured one, metal
+# A Na pocket held at 0.1 V with the deposit coupling for flaws (docs/studies/na-filled-flaws.md). Unstructured (gmsh) mesh: on a structured one, metal
 # needles grow from the pocket along the mesh diagonals.
 POCKET = {
     "name": "na_pocket_stall",

@@ -1,4 +1,4 @@
-"""Electrochemistry phase field (MODEL.md section 2) against VERIFICATION.md E1-E5.
+"""Electrochemistry phase field (docs/model.md#electrochemistry) against docs/verification-plan.md E1-E5.
 
 Meshes are structured rectangles (solver.mesh.domain.rectangle_domain); lengths in
 the configs are SI, the mesh is in um. Interface width delta = 1 um
@@ -422,8 +422,7 @@ def test_reactive_anode_1d_current(comm, angle_deg, voltage, E0):
 
 @pytest.mark.parametrize("k_ne", [2.0, 0.5])
 def test_concentration_profile_when_diffusion_is_below_nernst_einstein(comm, k_ne):
-    """Steady Nernst-Planck profile of c~ under a fixed current (README
-    "Diffusion-limited growth"). No metal, reactive anode, galvanostatic i,
+    """Steady Nernst-Planck profile of c~ under a fixed current (docs/studies/diffusion-limited.md). No metal, reactive anode, galvanostatic i,
     isotropic sigma and D = D_NE / k, D_NE = sigma RT / (F^2 c0). The charge
     row gives a uniform field, n grad(psi) = p = F i / (sigma RT) per m; the
     Na+ flux D (c~' + p c~) must carry i / (F c0), so with c~(H) = 1
@@ -583,7 +582,7 @@ def test_E1_planar_velocity_with_anisotropic_exchange_current(comm, angle_deg):
 
 @pytest.mark.parametrize("omega, delta_a, angle_deg", [(2, 0.5, 90.0), (2, 0.5, 0.0), (4, 0.1, 90.0), (4, 0.1, 45.0)])
 def test_E1_planar_velocity_with_anisotropic_interface_energy(comm, omega, delta_a, angle_deg):
-    """kappa(n) = kappa0 [1 + delta_a cos(omega (theta_n - theta_g))] (MODEL.md
+    """kappa(n) = kappa0 [1 + delta_a cos(omega (theta_n - theta_g))] (docs/model.md
     section 2): a planar front with normal y (theta_n = 90 deg) has the width
     delta s, s = sqrt(kappa(theta_n) / kappa0), so it moves at s v, v = 1.5
     delta L_eta |B|: s = 1.22, 0.71, 1.05, 0.95 here. Orientations where
@@ -725,8 +724,8 @@ def test_laplacian_growth_of_a_perturbed_front(comm, ratio):
       0.84-0.87 at delta = 0.5 um, L_sigma / 10 or A = 0.2 um, so the 13%
       left is not a diffuse-interface error; it moves with D (0.93 at D/2,
       0.55 at 2 D): the c~ equation, absent from a single-ion conductor's
-      sharp-interface theory (README: Laplacian growth). Asserted: 0.75-1.
-    - MODEL.md's sigma_Na = 1e3 sigma_SE: the interface layer conducts 1e3 x
+      sharp-interface theory (docs/studies/laplacian-growth.md). Asserted: 0.75-1.
+    - docs/model.md's sigma_Na = 1e3 sigma_SE: the interface layer conducts 1e3 x
       better than the electrolyte along the front and evens out phi there,
       so the bump does not grow (|rate| < 0.1 omega; measured -0.02)."""
     from mpi4py import MPI

@@ -1,4 +1,4 @@
-"""Phase-field fracture (MODEL.md section 4; VERIFICATION.md F2, F3, F5,
+"""Phase-field fracture (docs/model.md#fracture; docs/verification-plan.md F2, F3, F5,
 damaged domain, irreversibility, serial vs parallel)."""
 
 from __future__ import annotations
@@ -521,7 +521,7 @@ def test_cascade_breaks_the_most_overloaded_cells_over_all_ranks(comm):
 def test_cascade_cracks_a_pressurised_pore_radially_where_the_batch_rule_breaks_a_ring(comm):
     """A pore under pressure just above the threshold (hoop stress = p all
     round it). Every cell of the first ring is over the threshold, so the
-    MODEL.md rule (cells_per_iteration 0) breaks the whole ring at once. The
+    docs/model.md rule (cells_per_iteration 0) breaks the whole ring at once. The
     lattice cascade (1 cell, then re-solve) breaks the most loaded cell; the
     stress concentrates at its outer end and the next cell there breaks: a
     radial crack, as from a pressurised borehole (Hubbert & Willis 1957), that

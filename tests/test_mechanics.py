@@ -1,4 +1,4 @@
-"""Mechanics (MODEL.md section 3; VERIFICATION.md F1): eigenstrain inclusion
+"""Mechanics (docs/model.md#mechanics; docs/verification-plan.md F1): eigenstrain inclusion
 vs the Lame composite-cylinder solution, uniaxial patch tests (isotropic and
 transversely isotropic), the energy splits against closed forms, and serial
 vs parallel equality."""
@@ -257,7 +257,7 @@ def test_eigenstrain_onset_leaves_the_dilute_interface_unstrained(comm, xi_e):
     sigma_xx = sigma_yy = 0 and sigma_zz = -E(c) eps0 with eps0 = eps_v/3
     h_e(c), h_e(xi) = h((xi - xi_e) / (1 - xi_e)) and E(c) the Voigt mixture
     at h(c). With xi_e = 0.5, xi = 0.3 (the tail of the interface) carries no
-    stress and xi = 0.75 half the eigenstrain; xi_e = 0 is MODEL.md's h(xi).
+    stress and xi = 0.75 half the eigenstrain; xi_e = 0 is docs/model.md's h(xi).
     P1 is exact here, so the tolerance is the Krylov solve's (1e-6 of
     E eps_v)."""
     eps_v = 0.2

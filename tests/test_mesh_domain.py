@@ -1,4 +1,4 @@
-"""gmsh polycrystals in DOLFINx on 1 and 2 ranks (VERIFICATION.md M1, M3,
+"""gmsh polycrystals in DOLFINx on 1 and 2 ranks (docs/verification-plan.md M1, M3,
 M6): tags, grain-boundary dS integrals (shared-facet ghosting), DG0
 orientation = sidecar on every rank."""
 

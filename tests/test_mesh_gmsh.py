@@ -1,4 +1,4 @@
-"""gmsh models of polycrystals (VERIFICATION.md M1, M2, M3, M5, M7) and
+"""gmsh models of polycrystals (docs/verification-plan.md M1, M2, M3, M5, M7) and
 the input checks. gmsh + numpy only (no DOLFINx); small meshes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Voronoi geometry, orientation and input checks (VERIFICATION.md M1-M4,
+"""Voronoi geometry, orientation and input checks (docs/verification-plan.md M1-M4,
 M6 isotropy). Pure geometry: scipy/numpy only, no gmsh, no DOLFINx."""
 
 from __future__ import annotations

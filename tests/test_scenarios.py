@@ -1,4 +1,4 @@
-"""Coupled scenarios (VERIFICATION.md C3, C4). C3 (Geng Fig. 6b, wedge
+"""Coupled scenarios (docs/verification-plan.md C3, C4). C3 (Geng Fig. 6b, wedge
 mechanism) on the demo: a Na-filled notch in one grain at 0.15 V. The
 confined deposit cracks the ceramic from the notch and the crack tip runs
 ahead of the deposit tip while both advance; on a Griffith notch the
@@ -192,7 +192,7 @@ def test_c4_tip_focusing_accelerates_the_height(comm, shared_tmp):
     checked in test_electrochemistry), so the height grows faster than
     linearly: the height rate over the last third exceeds that over the first
     by a clear margin (measured 1.6 x here, 2 x over 6000 s; a front that is
-    not focused gives 1.0 +- 0.1, README "Laplacian growth"). Deposit +
+    not focused gives 1.0 +- 0.1, docs/studies/laplacian-growth.md). Deposit +
     anode plating is the Faraday volume, and the deposit alone stays below it."""
     (first, last), _, _ = _c4_rates("c4_tip_focusing.yaml", "3000 s", comm, shared_tmp)
     assert last > 1.3 * first
@@ -201,7 +201,7 @@ def test_c4_tip_focusing_accelerates_the_height(comm, shared_tmp):
 @pytest.mark.mpi
 @pytest.mark.slow
 def test_c4_diffusion_limited_growth_accelerates_height_and_volume(comm, shared_tmp):
-    """C4 in the coupled damaged-domain model with MODEL.md's conducting
+    """C4 in the coupled damaged-domain model with docs/model.md's conducting
     metal (configs/verification/c4_diffusion_limited.yaml, first 1500 s):
     with D 10 x below Nernst-Einstein, c~ depletes ahead of the nuclei and
     the tips that reach into fresher electrolyte plate faster (the depletion
@@ -227,7 +227,7 @@ def test_diffusion_limited_growth_grows_fingers_through_a_polycrystal(comm, shar
     0.019 um/s), and the tip runs ahead of the mean deposit thickness: the
     elongation tip / (area / width) grows (2.4 -> 4.7 from 500 to 1500 s),
     where a compact deposit's falls (2.4 -> 1.9 with D at its
-    Nernst-Einstein value, and with MODEL.md's anisotropic transport).
+    Nernst-Einstein value, and with docs/model.md's anisotropic transport).
     Deposit + anode plating is the Faraday volume, the deposit alone below it."""
     (h_first, h_last), _, rows = _c4_rates("c4_polycrystal.yaml", "1500 s", comm, shared_tmp)
     assert h_last > 3.0 * max(h_first, 0.0) and h_last > 0.005e-6  # > 0.005 um/s: the fingers run

@@ -235,10 +235,10 @@ class Sodium(Section):
     molar_volume: Q("molar_volume", gt=0) = Field(23.7e-6, description="Omega = V_m [m^3/mol]")
     conductivity_ratio: Annotated[float, Field(gt=0.0)] = Field(
         1.0e3, description="sigma_Na / sigma_SE,parallel in sigma_eff = h sigma_Na + (1 - h) sigma_SE [-] "
-        "(MODEL.md: 1e3-1e4, capped for conditioning). phi is the electrolyte's potential (the metal is "
+        "(docs/model.md: 1e3-1e4, capped for conditioning). phi is the electrolyte's potential (the metal is "
         "grounded), so a large ratio makes the diffuse interface a conducting sheet that shorts phi along the "
         "front: a perturbed front then does not grow. 1 keeps the tip focusing of a sharp interface "
-        "(README: Laplacian growth)"
+        "(docs/studies/laplacian-growth.md)"
     )
     diffusivity_ratio: Optional[Annotated[float, Field(gt=0.0)]] = Field(
         None,
@@ -306,7 +306,7 @@ class Electrochemistry(Section):
     )
     exchange_current_ratio: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
         1.0, description="r: i0 of an interface parallel to the conduction planes over i0 of one that cuts "
-        "them [-]. 1: isotropic kinetics (MODEL.md). r < 1: i0(n) = i0 [r + (1 - r) n.(I - m m).n], n the "
+        "them [-]. 1: isotropic kinetics (docs/model.md). r < 1: i0(n) = i0 [r + (1 - r) n.(I - m m).n], n the "
         "interface normal, m the plane normal: Na+ leaves the electrolyte into the metal along its planes, so "
         "the deposit advances along the conduction planes of each grain (r ~ sigma_perp / sigma_par = 0.01)",
     )
@@ -320,11 +320,11 @@ class Electrochemistry(Section):
     stress_coupling: bool = Field(True, description="eta_eff = eta_a + Omega p / (nF)")
     coupling_pressure: Literal["mean", "normal"] = Field(
         "mean",
-        description="p in eta_eff: 'mean' = -tr(sigma)/3 (MODEL.md); 'normal' = max(0, -n.sigma.n) with n = "
+        description="p in eta_eff: 'mean' = -tr(sigma)/3 (docs/model.md); 'normal' = max(0, -n.sigma.n) with n = "
         "grad xi / |grad xi|, the compressive traction on the deposit interface (continuous across it, so the "
         "diffuse interface sees the metal's pressure, not the hoop stress of the part-converted shell; the mean "
         "pressure where |grad xi| << 1/delta). Use 'normal' with mechanics.stiffness_mixing = reuss and "
-        "displacement_degree = 2 for Na-filled flaws (README: Na-filled flaws)",
+        "displacement_degree = 2 for Na-filled flaws (docs/studies/na-filled-flaws.md)",
     )
     plating_electrode: Literal["blocking", "reactive"] = Field(
         "blocking",
@@ -398,15 +398,15 @@ class Mechanics(Section):
     eigenstrain_onset: Annotated[float, Field(ge=0.0, lt=1.0)] = Field(
         0.0,
         description="xi_e: the deposit expands as h((xi - xi_e) / (1 - xi_e)) instead of h(xi), so the dilute tail "
-        "of the diffuse interface (xi < xi_e) carries no eigenstrain; 0 = MODEL.md",
+        "of the diffuse interface (xi < xi_e) carries no eigenstrain; 0 = docs/model.md",
     )
     stiffness_mixing: Literal["voigt", "reuss"] = Field(
         "voigt",
-        description="stiffness across the metal/electrolyte interface: 'voigt' C = h C_Na + (1-h) C_SE (MODEL.md); "
+        description="stiffness across the metal/electrolyte interface: 'voigt' C = h C_Na + (1-h) C_SE (docs/model.md); "
         "'reuss' 1/K = h/K_Na + (1-h)/K_SE, 1/G likewise (isotropic electrolyte only): a partly transformed "
         "cell is nearly as soft as the metal, so more of the deposit's pressure reaches the metal inside a "
         "flaw; with P1 displacements the nearly incompressible mixture locks (pressure checkerboard, runaway "
-        "plating): use displacement_degree = 2 (README 'Na-filled flaws')",
+        "plating): use displacement_degree = 2 (docs/studies/na-filled-flaws.md)",
     )
     displacement_degree: Literal[1, 2] = Field(
         1, description="Lagrange degree of u; 2 avoids the volumetric locking of P1 triangles in nearly "
@@ -439,7 +439,7 @@ class DamagedDomain(Section):
         description="break at most this many cells per fracture update, those with the largest sigma_1 / sigma_m0 "
         "of the current stress (a lattice-model cascade: with stagger.fracture_iterations > 1 the mechanics is "
         "re-solved after each batch, so a broken cell can unload its neighbours); 0 = every cell whose history "
-        "reached the threshold (MODEL.md)",
+        "reached the threshold (docs/model.md)",
     )
 
 
@@ -570,14 +570,14 @@ class Stagger(Section):
         1, ge=1,
         description="inner mechanics <-> fracture iterations per (F) stage, until max|dd| <= tol_d: resolves an "
         "unstable crack jump at fixed deposit within one step instead of letting it creep over many steps; "
-        "1 = the plain M -> E -> F scheme of MODEL.md",
+        "1 = the plain M -> E -> F scheme of docs/model.md",
     )
     relaxation: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0,
         description="omega: the coupling pressure handed to (E) in stagger iteration k > 1 is p_(k-1) + omega "
-        "(p~_k - p_(k-1)), p~_k from (M); 1 = none (MODEL.md). The stress-coupled kinetics feed back with a gain "
+        "(p~_k - p_(k-1)), p~_k from (M); 1 = none (docs/model.md). The stress-coupled kinetics feed back with a gain "
         "g ~ -dt Omega^2 K eps_v i0 / (F R T delta) per iteration: below -1 the plain iteration oscillates "
-        "(README 'Staggered iteration')",
+        "(docs/studies/staggered-iteration.md)",
     )
     relaxation_method: Literal["fixed", "aitken"] = Field(
         "fixed",

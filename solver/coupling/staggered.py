@@ -1,4 +1,4 @@
-"""The staggered electro-chemo-mechanical solver (MODEL.md section 5).
+"""The staggered electro-chemo-mechanical solver (docs/model.md#coupling-and-time-stepping).
 
 Each time step t_n -> t_n + dt, iterate until converged:
 

@@ -1,4 +1,4 @@
-"""The output directory (INTERFACE.md): files written so a kill never
+"""The output directory (docs/user/outputs.md): files written so a kill never
 leaves a half file.
 
     config.resolved.yaml  fields.xdmf/.h5  scalars.csv  summary.json

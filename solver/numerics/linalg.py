@@ -159,7 +159,7 @@ class LinearSolver:
         ``retry_every`` solves (20, doubled after each failed retry), since
         the hard operator lasts while the crack runs, and Krylov returns once
         a retry converges (after a crack jump CG + GAMG converged again in
-        78-80 iterations, README "Known limits")."""
+        78-80 iterations, docs/known-limits.md)."""
         if self._fb_ksp is None:
             self._fb_ksp = direct_ksp(self.prefix + "fallback_", self.ksp.comm)
         self._fb_ksp.setOperators(self.A)

@@ -1,4 +1,4 @@
-"""Constitutive pieces of the mechanics (MODEL.md section 3).
+"""Constitutive pieces of the mechanics (docs/model.md#mechanics).
 
 All tensors are built as 3x3 UFL tensors: in 2D (plane strain) the strain is
 embedded with eps_zz = 0, so the elastic strain eps_e = eps - eps* has
@@ -148,7 +148,7 @@ def sodium_constants(na) -> TransverseConstants:
 class Stiffness:
     """UFL stiffness of the metal/electrolyte mixture, acting on 3x3 strains.
 
-    ``mixing="voigt"``: C = h C_Na + (1 - h) C_SE(m) (MODEL.md).
+    ``mixing="voigt"``: C = h C_Na + (1 - h) C_SE(m) (docs/model.md).
     ``mixing="reuss"`` (isotropic C_SE only): the compliances mix,
     1/K = h/K_Na + (1 - h)/K_SE and 1/G = h/G_Na + (1 - h)/G_SE, so a cell
     part-way to metal is already nearly as soft as the metal.

@@ -1,4 +1,4 @@
-"""Na-metal phase field with stress-coupled Butler-Volmer kinetics (MODEL.md section 2).
+"""Na-metal phase field with stress-coupled Butler-Volmer kinetics (docs/model.md#electrochemistry).
 
 Unknowns (one P1 vector function with three components, solved together by
 Newton, backward Euler):
@@ -14,7 +14,7 @@ Equations (strong form, SI; f = nF/RT):
     d c~/dt = div[ D_eff (grad c~ + c~ f grad phi) ] - (c_s / c0) d xi/dt
     div( sigma_eff grad phi ) = n F c_s d xi/dt
 
-sigma_eff = h sigma_Na + (1 - h) sigma_SE, D_eff likewise (MODEL.md). phi is the
+sigma_eff = h sigma_Na + (1 - h) sigma_SE, D_eff likewise (docs/model.md). phi is the
 potential of the electrolyte; a large sigma_Na / sigma_SE (the default 1e3) makes
 the diffuse interface a conducting sheet along the front, which removes the tip
 focusing of a sharp interface (tests: Laplacian growth).
@@ -45,7 +45,7 @@ Sign conventions (documented choice)
 
       eta_a = Phi_metal - phi - E0 = -phi - E0          (< 0 when plating)
 
-  (MODEL.md writes eta_a = phi - phi_ref - E0 with phi read as the electrode
+  (docs/model.md writes eta_a = phi - phi_ref - E0 with phi read as the electrode
   potential relative to the local electrolyte; the two agree.) With stress
   coupling eta_eff = eta_a + Omega p / (nF), p in Pa, compression positive.
 * The counter electrode (y = H, tag 2) is an ideal, non-polarisable Na
@@ -66,7 +66,7 @@ Sign conventions (documented choice)
   (capped) conductivity sigma_Na: nearly flat.
 * Current density i > 0 means plating at y = 0 (V > 0); i < 0 stripping.
 
-Internal units (MODEL.md section 6): length um, time s, potential V_T = RT/F,
+Internal units (docs/model.md#scales-and-units): length um, time s, potential V_T = RT/F,
 concentration c / c0, pressure MPa. The charge equation is divided by
 n F c_s, so every residual row is in um^2/s:
 
@@ -91,7 +91,7 @@ three interleaved fields with BoomerAMG on each block; see
 benchmarks/electrochemistry_scaling.py (monolithic hypre/GAMG and ILU were
 tried; their iteration counts grow much faster under refinement).
 
-Known model properties (MODEL.md defaults), measured in the tests:
+Known model properties (docs/model.md defaults), measured in the tests:
 * The capillary (Allen-Cahn) mobility L_sigma kappa = 0.75 um^2/s is ~100 x
   the kinetic 1.5 delta L_eta = 6.4e-3 um/s per unit B: a nucleus of radius R
   shrinks at ~0.75/R um/s unless driven hard.
@@ -185,7 +185,7 @@ def chebyshev(k: int, x):
 
 
 def gradient_energy(xi, theta, delta_a: float, omega: int, eps2: float):
-    """Anisotropic gradient energy density over kappa0 (MODEL.md section 2):
+    """Anisotropic gradient energy density over kappa0 (docs/model.md#electrochemistry):
 
         1/2 [1 + delta_a cos(omega (theta_n - theta_g))] |grad xi|^2,
 

@@ -1,5 +1,5 @@
 """Phase-field fracture: one damage equation, three driving forces
-(MODEL.md section 4).
+(docs/model.md#fracture).
 
 Phase-field models (``energy``, ``stress``), d in P1:
 

@@ -1,4 +1,4 @@
-"""Mechanical equilibrium of electrolyte + Na deposit (MODEL.md section 3).
+"""Mechanical equilibrium of electrolyte + Na deposit (docs/model.md#mechanics).
 
     div sigma = 0,   sigma = g(d) dpsi+/deps_e + dpsi-/deps_e,
     eps_e = sym grad u - eps*(xi),   eps* = (eps_v / 3) h(xi) I

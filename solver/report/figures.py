@@ -140,8 +140,7 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
 def snapshot_fields(pdata, cdata) -> list[tuple]:
     """The first three of SNAPSHOT_FIELDS present in a frame, plus the Na+
     concentration when it departs from uniform by more than 5% of its maximum
-    (a diffusion-limited run: D below Nernst-Einstein, README "Diffusion-limited
-    growth"); with Nernst-Einstein transport c stays uniform and is left out."""
+    (a diffusion-limited run: D below Nernst-Einstein, docs/studies/diffusion-limited.md); with Nernst-Einstein transport c stays uniform and is left out."""
     fields = [f for f in SNAPSHOT_FIELDS if f[0] in pdata or f[0] in cdata][:3]
     c = np.asarray(pdata.get("concentration", [])).ravel()
     if c.size and np.ptp(c) > 0.05 * np.abs(c).max():
