@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         from .preflight import cross_check
 
         problems = cross_check(cfg)
+        if not problems and cfg.solver.petsc and args.command in ("check", "run"):
+            problems = _petsc_problems(cfg)
         if problems:
             raise ConfigError(problems)
         if args.command == "check":
@@ -133,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+
+
+def _petsc_problems(cfg) -> list[str]:
+    """solver.petsc options that the configured KSP/PC would not use (needs petsc4py)."""
+    try:
+        from .petsc_options import check_petsc_options
+    except ImportError:  # check without PETSc: the run checks again
+        return []
+    return check_petsc_options(cfg.solver.petsc, cfg.mesh.dim)
 
 
 def _check(cfg) -> int:

@@ -34,7 +34,6 @@ iteration (``run.check_stop``), abandoning the step under way.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -47,7 +46,6 @@ from . import scales
 from .config import Config, ConfigError
 from .linalg import SolveError
 from .log import Progress, get_logger
-from .output import atomic_write_json
 from .run import Interrupted, check_stop
 
 CHECKPOINT_STATE = "state.json"
@@ -329,41 +327,41 @@ class CoupledSolver:
         return funcs
 
     def write_checkpoint(self, directory: Path, step: int, t: float, dt: float, extra: dict):
-        """adios4dolfinx files in input-mesh ordering; state.json (atomic) names the current one."""
+        """adios4dolfinx files in input-mesh ordering, in a new directory made
+        current by checkpoint_store (manifest, atomic state.json, previous kept)."""
         import adios4dolfinx
 
-        directory = Path(directory)
-        name = f"step_{step:07d}.bp"
-        path = directory / name
-        if self.comm.rank == 0 and path.exists():
-            shutil.rmtree(path)
-        self.comm.barrier()
+        from .checkpoint_store import CheckpointStore
+
+        store = CheckpointStore(directory, self.comm)
+        funcs = self.checkpoint_functions()
+        estimate = 16 * (sum(f.function_space.dofmap.index_map.size_global * f.function_space.dofmap.index_map_bs
+                             for f in funcs.values()) + self.domain.mesh.geometry.index_map().size_global * 3)
+        path = store.begin(step, estimate)  # a full disk stops every rank here, before any collective write
         adios4dolfinx.write_mesh_input_order(path, self.domain.mesh)
-        for key, f in self.checkpoint_functions().items():
+        for key, f in funcs.items():
             adios4dolfinx.write_function_on_input_mesh(path, f, time=0.0, name=key)
-        self.comm.barrier()
-        if self.comm.rank == 0:
-            problems = {name: p.checkpoint_state() for name, p in (("ec", self.ec), ("mech", self.mech),
-                                                                     ("frac", self.frac))
-                        if p is not None and hasattr(p, "checkpoint_state")}
-            state = {"file": name, "step": step, "time_s": t, "dt_s": dt, "charge_C_m": self.charge,
-                     "physics_hash": self.cfg.physics_hash(), "physics": self.cfg.physics_dict(),
-                     "ranks": self.comm.size,
-                     "problems": problems, **extra}
-            atomic_write_json(directory / CHECKPOINT_STATE, state)
-            for old in directory.glob("step_*.bp"):
-                if old.name != name:
-                    shutil.rmtree(old, ignore_errors=True)
-        self.comm.barrier()
+        problems = {name: p.checkpoint_state() for name, p in (("ec", self.ec), ("mech", self.mech),
+                                                                 ("frac", self.frac))
+                    if p is not None and hasattr(p, "checkpoint_state")}
+        store.commit(path, {"step": step, "time_s": t, "dt_s": dt, "charge_C_m": self.charge,
+                            "physics_hash": self.cfg.physics_hash(), "physics": self.cfg.physics_dict(),
+                            "ranks": self.comm.size, "problems": problems, **extra})
 
     def read_checkpoint(self, directory: Path) -> dict:
         import adios4dolfinx
+
+        from .checkpoint_store import CheckpointDamaged, CheckpointStore
 
         directory = Path(directory)
         problems = restart_refusal(self.cfg, directory)
         if problems:
             raise ConfigError(problems)
-        state = json.loads((directory / CHECKPOINT_STATE).read_text())
+        store = CheckpointStore(directory, self.comm)
+        try:
+            state = store.select_for_restart(get_logger())  # verified on rank 0 before any collective read
+        except CheckpointDamaged as exc:
+            raise ConfigError([str(exc)]) from None
         path = directory / state["file"]
         for key, f in self.checkpoint_functions().items():
             adios4dolfinx.read_function(path, f, time=0.0, name=key)

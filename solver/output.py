@@ -38,7 +38,10 @@ def atomic_write_text(path: Path, text: str, sync: bool = True) -> None:
             if sync:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:  # a full disk or a signal: the previous file stays, no half temporary is left
+    except OSError as exc:  # a full disk: the previous file stays, no half temporary is left
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    except BaseException:  # a signal
         tmp.unlink(missing_ok=True)
         raise
 
@@ -87,28 +90,48 @@ class ScalarTable:
         replaced = bool(self.rows) and int(self.rows[-1]["step"]) >= int(row["step"])
         self.rows = [r for r in self.rows if int(r["step"]) < int(row["step"])]
         self.rows.append(row)
-        if self.comm.rank != 0:
-            return
-        if new_cols or replaced or not self.path.exists():
-            self.rewrite()
-            return
-        buf = io.StringIO()
-        csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n").writerow(
-            {k: _fmt(v) for k, v in row.items()})
-        with open(self.path, "a") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
+        error = None
+        if self.comm.rank == 0:
+            try:
+                if new_cols or replaced or not self.path.exists():
+                    self._write_all()
+                else:
+                    buf = io.StringIO()
+                    csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n").writerow(
+                        {k: _fmt(v) for k, v in row.items()})
+                    with open(self.path, "a") as fh:
+                        fh.write(buf.getvalue())
+                        fh.flush()
+            except OSError as exc:
+                error = (exc.errno, exc.strerror or str(exc), str(self.path))
+        _agree_io(self.comm, error)
 
     def rewrite(self) -> None:
-        """Write the whole table atomically (rank 0)."""
-        if self.comm.rank != 0:
-            return
+        """Write the whole table atomically (rank 0 writes; collective: an
+        error is raised on every rank)."""
+        error = None
+        if self.comm.rank == 0:
+            try:
+                self._write_all()
+            except OSError as exc:
+                error = (exc.errno, exc.strerror or str(exc), str(self.path))
+        _agree_io(self.comm, error)
+
+    def _write_all(self) -> None:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n")
         w.writeheader()
         for r in self.rows:
             w.writerow({k: _fmt(v) for k, v in r.items()})
         atomic_write_text(self.path, buf.getvalue(), sync=False)
+
+
+def _agree_io(comm: MPI.Comm, error) -> None:
+    """Collective: rank 0's I/O error (errno, text, path) raised as OSError on every rank."""
+    if comm.size > 1:
+        error = comm.bcast(error, root=0)
+    if error is not None:
+        raise OSError(*error)
 
 
 def _fmt(v):
