@@ -32,7 +32,18 @@ from pydantic import (
     model_validator,
 )
 
-from .units import UnitError, to_si
+from .units import UnitError
+from .units import to_si as _units_to_si
+
+MAX_QUANTITY_CHARS = 100  # '300 MPa', '1 mA/cm^2': a longer string is no quantity (and slow to parse)
+
+
+def to_si(value, dimension: str) -> float:
+    """units.to_si with a bound on the string length (pint's parser is slow on huge strings)."""
+    if isinstance(value, str) and len(value) > MAX_QUANTITY_CHARS:
+        raise UnitError(f"expected a {dimension.replace('_', ' ')} such as '300 MPa' or a number; got a string "
+                        f"of {len(value):,} characters")
+    return _units_to_si(value, dimension)
 
 SCHEMA_VERSION = 1
 _NAME_RE = __import__("re").compile(r"[A-Za-z0-9._+=@,-]{1,200}")
@@ -781,6 +792,12 @@ def _format_errors(exc: ValidationError) -> list[str]:
                 msg = f"{key} = {short(value)}: {text}"
         by_key.setdefault(key, []).append((preferred, msg))
     problems = []
+    # a value that fails every branch of a union reports the branches' inner keys too
+    # (voltage: {x: 1} -> voltage.points missing, voltage.x unknown): keep the outer line
+    outer = [k for k in by_key if k != "(top level)"]
+    by_key = {k: v for k, v in by_key.items()
+              if not any(k.startswith(o + ".") and not any(m[1].startswith(f"{o}: unknown key") for m in by_key[o])
+                         for o in outer)}
     for key, msgs in by_key.items():
         if any(m[1].startswith(f"{key}: unknown key") for m in msgs):
             problems.extend(dict.fromkeys(m for _, m in msgs))
