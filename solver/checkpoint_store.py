@@ -258,6 +258,11 @@ class CheckpointStore:
             state = self._state()
             if state is None:
                 error = f"--restart: {self.directory / STATE} is missing or not JSON"
+            elif "manifest" not in state and (self.directory / str(state.get("file", ""))).is_dir():
+                chosen = state  # written by an older version: nothing to verify it against
+                if log is not None:
+                    log.info(f"checkpoint {state.get('file')} has no manifest (an older version wrote it): "
+                             "read without verification")
             else:
                 why = verify(self.directory, state)
                 if why is None:

@@ -320,3 +320,18 @@ umount '{mnt}'
     r2 = _solver(["run", cfg, "-o", after, "--restart"])
     assert r2.returncode == 0, r2.stderr[-2000:]
     assert json.loads((after / "summary.json").read_text())["status"] == "completed"
+
+
+def test_checkpoint_of_an_older_version_is_read_unverified(tmp_path):
+    """state.json without a manifest (written before manifests existed) is accepted, logged."""
+    (tmp_path / "step_0000005.bp").mkdir()
+    (tmp_path / "step_0000005.bp" / "data.0").write_bytes(b"z")
+    (tmp_path / STATE).write_text(json.dumps({"file": "step_0000005.bp", "step": 5, "ranks": 1}))
+    lines = []
+
+    class Log:
+        def info(self, s):
+            lines.append(s)
+
+    assert CheckpointStore(tmp_path, MPI.COMM_SELF).select_for_restart(Log())["step"] == 5
+    assert "no manifest" in lines[0]
