@@ -22,7 +22,6 @@ import pytest
 from mpi4py import MPI
 
 from solver.checkpoint_store import (
-    MANIFEST_SUFFIX,
     STATE,
     CheckpointDamaged,
     CheckpointIOError,
