@@ -63,11 +63,11 @@ def unused_options(prefix: str = "") -> list[str]:
 def defaults_for(name: str) -> dict:
     """The project's default options of sub-solver ``name`` (imports the field module)."""
     if name == "electrochemistry":
-        from .electrochemistry import KSP_DEFAULTS
+        from .physics.electrochemistry import KSP_DEFAULTS
 
         return dict(KSP_DEFAULTS)
     if name == "mechanics":
-        from .mechanics import MECHANICS_PETSC
+        from .physics.mechanics import MECHANICS_PETSC
 
         return dict(MECHANICS_PETSC)
     from .numerics.linalg import SPD_DEFAULTS

@@ -155,7 +155,7 @@ def check_output_dir(outdir: Path, what: str, must_exist: bool = False) -> None:
     unsearchable directory, a path below a file. Nothing is created here."""
     import os
 
-    from .config import PathError
+    from ..config import PathError
 
     outdir = Path(outdir)
     if outdir.exists() or outdir.is_symlink():
@@ -188,7 +188,7 @@ def check_readable_dir(directory: Path, what: str) -> None:
     """Refuse a directory that is missing, a file or unreadable (ConfigError)."""
     import os
 
-    from .config import PathError
+    from ..config import PathError
 
     directory = Path(directory)
     if not directory.is_dir():
