@@ -5,7 +5,7 @@ NP ?= 2
 CONFIG ?= configs/demo.yaml
 PYTEST = python3 -m pytest -q -p no:cacheprovider
 
-.PHONY: env demo test test-serial test-mpi run shell docs bench clean
+.PHONY: env demo test test-serial test-mpi run shell docs bench clean image image-test image-save test-cluster
 
 env:            ## build (once) and check the environment
 	$(ENVRUN) python3 -c "import dolfinx, gmsh, pyvista; print('DOLFINx', dolfinx.__version__, '| gmsh', gmsh.__version__, '| pyvista', pyvista.__version__)"
@@ -35,6 +35,18 @@ docs:           ## the documentation site -> build/docs/index.html (warnings are
 
 bench:
 	$(ENVRUN) python3 benchmarks/potential_scaling.py
+
+image:          ## build the image "nacrack" (docker, else buildah; see docker/README.md)
+	docker/image build
+
+image-test:     ## in the image: solver check, 2-rank demo steps, pvpython; scalars = envrun's to 1e-10
+	docker/image test
+
+image-save:     ## build/nacrack-image.tar for: apptainer build nacrack.sif docker-archive:build/nacrack-image.tar
+	docker/image save
+
+test-cluster:   ## single-node Slurm runs docker/slurm/nacrack.sbatch; restart 4 -> 2, 1 ranks
+	$(ENVRUN) $(PYTEST) -m slow tests/test_cluster.py tests/test_restart_ranks.py
 
 clean:
 	rm -rf results build
