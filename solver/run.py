@@ -20,7 +20,7 @@ from .io.output import ScalarTable, atomic_write_json, atomic_write_text, prepar
 from .time.stop import Interrupted, check_stop, signals_request_stop  # noqa: F401
 
 EXIT_OK, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
-PHASES = ("mesh", "mechanics", "electrochemistry", "fracture", "output")
+PHASES = ("mesh", "mechanics", "electrochemistry", "coupled", "fracture", "output")
 
 
 class RunContext:

@@ -589,12 +589,28 @@ class Stagger(Section):
 class Newton(Section):
     rtol: Annotated[float, Field(gt=0, lt=1)] = Field(1e-8, description="relative residual tolerance")
     max_iterations: int = Field(25, ge=1)
+    forcing: Literal["eisenstat_walker", "fixed"] = Field(
+        "eisenstat_walker",
+        description="Krylov tolerance of the coupled Newton (monolithic coupling): 'eisenstat_walker' "
+        "(eta_k = 0.9 (|F_k|/|F_k-1|)^2, safeguarded, at most forcing_max) or 'fixed' (forcing_max)",
+    )
+    forcing_max: Annotated[float, Field(gt=0, lt=1)] = Field(
+        1e-2, description="largest (and, with forcing 'fixed', the only) relative Krylov tolerance per Newton step")
+    reuse_preconditioner: bool = Field(
+        True, description="keep the coupled preconditioner across Newton iterations and steps while the Krylov "
+        "iterations stay within 3x of those after its last rebuild (monolithic coupling)")
 
 
 class SolverConfig(Section):
+    coupling: Literal["monolithic", "staggered"] = Field(
+        "monolithic",
+        description="'monolithic': one Newton for (u, xi, c~, phi) per step with the stress-kinetics coupling "
+        "in the Jacobian, fracture staggered; 'staggered': mechanics, electrochemistry and fracture in turn "
+        "until stagger.tol_* hold (the reference scheme)",
+    )
     stagger: Stagger = Field(default_factory=Stagger)
     newton: Newton = Field(default_factory=Newton)
-    petsc: dict[Literal["potential", "mechanics", "electrochemistry", "fracture"], dict[str, PetscValue]] = Field(
+    petsc: dict[Literal["potential", "mechanics", "electrochemistry", "fracture", "coupled"], dict[str, PetscValue]] = Field(
         default_factory=dict,
         description="PETSc options per sub-solver, without prefix, e.g. {mechanics: {ksp_rtol: 1e-10}}",
     )

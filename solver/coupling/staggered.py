@@ -145,6 +145,11 @@ class CoupledSolver:
             raise ConfigError(["electrochemistry.enabled and mechanics.enabled are both false: nothing to solve"])
         self.charge = 0.0
         self.fracture_subiterations = 0
+        self.monolithic = None
+        if cfg.solver.coupling == "monolithic" and self.ec is not None and self.mech is not None:
+            from .monolithic import MonolithicCoupling
+
+            self.monolithic = MonolithicCoupling(self)
 
     solve_phase = None  # step() charges mechanics, electrochemistry and fracture itself
 
@@ -190,7 +195,9 @@ class CoupledSolver:
 
     # -- one step ----------------------------------------------------------
     def step(self, t: float, dt: float) -> dict:
-        """Staggered iterations for the step ending at time t [s]."""
+        """The step ending at time t [s]: one monolithic Newton per pass, or staggered iterations."""
+        if self.monolithic is not None:
+            return self.monolithic.step(t, dt)
         cfg, ctx = self.cfg, self.ctx
         st = cfg.solver.stagger
         n_fields = len(self.problems())

@@ -369,6 +369,7 @@ class ElectrochemistryProblem:
             slope0 = 4.0 / P["delta"] * xic * (1.0 - xic)
             F_xi = F_xi - P["Lskappa"] * ufl.inner(n_xi, ufl.grad(slope0 * vx)) * dx
         F = F_xi + F_c + F_p
+        self.F = F  # UFL residual (the monolithic scheme rebuilds it with the live pressure)
         self.F_form = fem.form(F)
         self.J_form = fem.form(ufl.derivative(F, self.u, ufl.TrialFunction(self.W)))
         # global quantities (internal units)
@@ -605,12 +606,12 @@ class ElectrochemistryProblem:
         self._V_committed = float(self.voltage.value)
         self._pending = False
 
-    def solve(self, t: float, dt: float) -> dict:
-        """Advance from the committed state at t - dt [s] to t [s].
-
-        Returns {"newton_iterations", "krylov_iterations"}; raises SolveError
-        (the state is then reset to the committed state; the caller cuts dt)."""
-        t = t - dt  # the start of the step
+    def begin_step(self, t_start: float, dt: float) -> None:
+        """Prepare the step t_start -> t_start + dt [s] from the committed state:
+        commit a pending step that ended at t_start, set the initial guess (the
+        committed state, or the pending result when the same step is solved
+        again), dt and, when potentiostatic, the cell voltage at the end."""
+        t = t_start
         tol = 1e-12 * max(1.0, abs(t))
         if self._pending and abs(t - (self.t_committed + self._pending_dt)) <= tol + 1e-9 * self._pending_dt:
             self.commit()
@@ -623,27 +624,51 @@ class ElectrochemistryProblem:
             self.u.x.array[:] = self.u_n.x.array  # initial guess: committed state
             self.voltage.value = self._V_committed
         self.dt.value = dt
-        t_new = t + dt
         if not self.galvanostatic:
-            self.voltage.value = self._target_voltage(t_new)
-        t0 = _time.perf_counter()
-        try:
-            its, kits = self._newton(t_new)
-        except SolveError:
-            self.u.x.array[:] = self.u_n.x.array
-            self.voltage.value = self._V_committed
-            self._pending = False
-            self._update_xi()
-            raise
-        finally:
-            self.wall += _time.perf_counter() - t0
+            self.voltage.value = self._target_voltage(t + dt)
+
+    def abandon_step(self) -> None:
+        """After a failed solve: back to the committed state."""
+        self.u.x.array[:] = self.u_n.x.array
+        self.voltage.value = self._V_committed
+        self._pending = False
         self._update_xi()
-        rate = self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM)  # um^2/s
-        self.last_current = self._to_current(rate)
+
+    def finish_step(self, dt: float, its: int = 0, kits: int = 0) -> None:
+        """The solved state becomes the pending result of the step (cell current, xi copy)."""
+        self._update_xi()
+        self.last_current = self._to_current(self.rate())
         self._pending = True
         self._pending_dt = dt
         self._pending_current = self.last_current
         self.newton_iterations, self.krylov_iterations = its, kits
+
+    def galvanostatic_target(self, t: float) -> float:
+        """int rate dx (+ int j_b ds) that the galvanostatic control asks for at t [s]
+        [um^2/s]: n F c_s int dxi/dt dx = i L."""
+        i = self.target_current_density(t)
+        return i * self.electrode_length * scales.LENGTH / (
+            self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**2
+
+    def rate(self) -> float:
+        """int rate dx (+ int j_b ds) of the current state [um^2/s], global."""
+        return self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM)
+
+    def solve(self, t: float, dt: float) -> dict:
+        """Advance from the committed state at t - dt [s] to t [s].
+
+        Returns {"newton_iterations", "krylov_iterations"}; raises SolveError
+        (the state is then reset to the committed state; the caller cuts dt)."""
+        self.begin_step(t - dt, dt)
+        t0 = _time.perf_counter()
+        try:
+            its, kits = self._newton(t)
+        except SolveError:
+            self.abandon_step()
+            raise
+        finally:
+            self.wall += _time.perf_counter() - t0
+        self.finish_step(dt, its, kits)
         return {"newton_iterations": its, "krylov_iterations": kits}
 
     def _to_current(self, rate_um2_s: float) -> float:
