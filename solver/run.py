@@ -45,10 +45,17 @@ class RunContext:
 
     @contextmanager
     def phase(self, name: str):
+        """Charge the wall-clock time of the block to phase ``name``; the block
+        is also a PETSc log stage of that name (-log_view, benchmarks)."""
+        from petsc4py import PETSc
+
+        stage = PETSc.Log.Stage(name)
         start = time.perf_counter()
+        stage.push()
         try:
             yield
         finally:
+            stage.pop()
             self.timers[name] += time.perf_counter() - start
 
     def wall(self) -> float:

@@ -26,7 +26,8 @@ iteration costs one linear solve, not two.
 Inexact Newton (Eisenstat and Walker 1996, choice 2): the Krylov tolerance of
 iteration k is eta_k = gamma (|F_k| / |F_(k-1)|)^2, safeguarded by
 gamma eta_(k-1)^2 when that is above 0.1 and clipped to [eta_min, eta_max];
-``forcing: fixed`` uses eta_max throughout. Convergence is judged on the
+``forcing: fixed`` uses eta_max throughout, ``options`` the ksp_rtol of the
+PETSc options (the staggered electrochemistry: 1e-9, exact Newton). Convergence is judged on the
 residual of each block relative to its own scale (``scales``, set by the
 caller) or, for blocks that allow it, on an update below rtol max(1, |U|_inf).
 
@@ -55,7 +56,7 @@ from petsc4py import PETSc
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-from .linalg import SolveError, direct_ksp, set_options
+from .linalg import SolveError, assembly, direct_ksp, set_options
 
 _DEBUG = bool(__import__("os").environ.get("NACRACK_NEWTON_DEBUG"))
 
@@ -163,6 +164,10 @@ class BlockNewton:
     def assemble_residual(self) -> list[float]:
         """b_i = F_i(U) with the Dirichlet rows set to U - g (lifting from U);
         returns the norm of each block."""
+        with assembly():
+            return self._assemble_residual()
+
+    def _assemble_residual(self) -> list[float]:
         norms = []
         x0 = [self._x_vec(j) for j in range(self.n)]
         for i in range(self.n):
@@ -179,6 +184,10 @@ class BlockNewton:
         return norms
 
     def assemble_jacobian(self) -> None:
+        with assembly():
+            self._assemble_jacobian()
+
+    def _assemble_jacobian(self) -> None:
         for i in range(self.n):
             for j in range(self.n):
                 A = self.A[i][j]
@@ -194,10 +203,12 @@ class BlockNewton:
             self.Amat.assemble()
 
     # ------------------------------------------------------------------
-    def _linear_solve(self, rhs, sol, rtol: float) -> int:
-        """Krylov solve at relative tolerance rtol, with preconditioner reuse,
-        one rebuild on failure, then a direct solve. Returns Krylov iterations."""
-        self.ksp.setTolerances(rtol=rtol)
+    def _linear_solve(self, rhs, sol, rtol: float | None) -> int:
+        """Krylov solve at relative tolerance rtol (None: the options' ksp_rtol),
+        with preconditioner reuse, one rebuild on failure, then a direct solve.
+        Returns Krylov iterations."""
+        if rtol is not None:
+            self.ksp.setTolerances(rtol=rtol)
         fresh = not (self.reuse and self._its_after_setup is not None)
         self.ksp.getPC().setReusePreconditioner(not fresh)
         if fresh:
@@ -260,7 +271,7 @@ class BlockNewton:
             self.rvec.assemble()
         self.stats.sensitivity_solves += 1
         self.stats.linear_solves += 1
-        return self._linear_solve(self.rvec, self.svec, rtol=1e-6)
+        return self._linear_solve(self.rvec, self.svec, rtol=None if self.forcing == "options" else 1e-6)
 
     def _assemble_g(self):
         with self.g.localForm() as loc:
@@ -268,18 +279,21 @@ class BlockNewton:
         fem_petsc.assemble_vector(self.g, self.border.g_form)
         self.g.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
 
-    def _eta(self, k: int, r: float, r_prev: float | None, eta_prev: float) -> float:
+    def _eta(self, k: int, r: float, r_prev: float | None, eta_prev: float | None) -> float | None:
+        if self.forcing == "options":
+            return None
         if self.forcing != "eisenstat_walker" or r_prev is None or r_prev == 0.0:
             return self.eta_max
         gamma = 0.9
         eta = gamma * (r / r_prev) ** 2
-        safe = gamma * eta_prev**2
-        if safe > 0.1:
+        safe = gamma * eta_prev**2 if eta_prev is not None else 0.0
+        if eta_prev is not None and safe > 0.1:
             eta = max(eta, safe)
         return float(min(self.eta_max, max(self.eta_min, eta)))
 
     # ------------------------------------------------------------------
-    def solve(self, scales: Sequence, rtols: Sequence[float], update_test: Sequence[bool]) -> NewtonStats:
+    def solve(self, scales: Sequence, rtols: Sequence[float], update_test: Sequence[bool],
+              lag_sensitivity: bool = True) -> NewtonStats:
         """Newton from the current U (and V). Block i is converged when
         |F_i| <= rtols[i] * scale_i, where scales[i] is a number, a callable
         evaluated at the current U (a load scale that moves with the state), or
@@ -310,7 +324,8 @@ class BlockNewton:
         if max(r) == 0.0 or (converged(r) and all(s_ is not None for s_ in scales)):
             return self._done(st)
         bd = self.border
-        eta, m_prev = self.eta_max, None
+        eta = None if self.forcing == "options" else self.eta_max
+        m_prev = None
         for it in range(1, self.max_it + 1):
             self.assemble_jacobian()
             m = merit(r)
@@ -322,7 +337,7 @@ class BlockNewton:
             if bd is not None:
                 if bd.g_depends_on_u or it == 1:
                     self._assemble_g()
-                if not self.sensitivity_valid:
+                if not (self.sensitivity_valid and lag_sensitivity):
                     st.krylov_iterations += self._sensitivity()
                     self.sensitivity_valid = True
                 k = bd.block
@@ -355,7 +370,7 @@ class BlockNewton:
             sc = current_scales()  # a load scale that moves with the state (the deposit's eigenstrain)
             st.iterations = it
             if _DEBUG and self.comm.rank == 0:
-                print(f"  {self.name} newton {it}: eta {eta:.1e} ksp {self.ksp.getIterationNumber()} "
+                print(f"  {self.name} newton {it}: eta {eta or 0:.1e} ksp {self.ksp.getIterationNumber()} "
                       f"reason {self.ksp.getConvergedReason()} lambda {done:g} dV {dV:.3e} steps "
                       + " ".join(f"{s_:.2e}" for s_ in steps) + " scaled "
                       + " ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)), flush=True)

@@ -123,7 +123,8 @@ from .. import scales
 from ..config import schedule_value
 from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from .initial_na import initial_xi
-from ..numerics.linalg import SolveError, direct_ksp, set_options
+from ..numerics.block_newton import BlockNewton, Border
+from ..numerics.linalg import SolveError
 from .parameters import bv_bracket
 from .phases import h_interp, h_prime
 
@@ -397,27 +398,12 @@ class ElectrochemistryProblem:
         self.bcs_unit = [fem.dirichletbc(self._unit, self._dofs_p, self.W.sub(POT)),
                          fem.dirichletbc(PETSc.ScalarType(0.0), self._dofs_c, self.W.sub(CONC))]
 
-        # ---------------- linear algebra ----------------
-        self.A = fem_petsc.create_matrix(self.J_form)
-        self.b = fem_petsc.create_vector(self.F_form)
-        self.r = fem_petsc.create_vector(self.F_form)
-        self.gvec = fem_petsc.create_vector(self.F_form)
-        self.dx_vec = self.A.createVecRight()
-        self.sens = self.A.createVecRight()
+        # ---------------- nonlinear solver (built at the first solve) ----------------
         self.prefix = "electrochemistry_"
-        overrides = cfg.solver.petsc.get("electrochemistry") if cfg.solver.petsc else None
-        opts = PETSc.Options()
-        for key in _OPTIONS_SET:  # options a previous instance set (other overrides)
-            if opts.hasName(key):
-                opts.delValue(key)
-        self.ksp_options = set_options(self.prefix, KSP_DEFAULTS, overrides)
-        _OPTIONS_SET.update(self.prefix + k.lstrip("-") for k in self.ksp_options)
-        self.ksp = PETSc.KSP().create(self.comm)
-        self.ksp.setOptionsPrefix(self.prefix)
-        self.ksp.setOperators(self.A)
-        self.ksp.setFromOptions()
         self.rtol = cfg.solver.newton.rtol
         self.max_it = cfg.solver.newton.max_iterations
+        self.newton = None
+        self._I_target = 0.0
 
         # ---------------- state ----------------
         self.xi = fem.Function(self.V1[XI], name="metal")
@@ -443,7 +429,6 @@ class ElectrochemistryProblem:
         self.last_current = 0.0  # A/m (last solve)
         self.newton_iterations = 0
         self.krylov_iterations = 0
-        self.fallback_solves = 0
         self.wall = 0.0
         self._saved = None
 
@@ -473,127 +458,36 @@ class ElectrochemistryProblem:
     def _area(self) -> float:
         return self.comm.allreduce(fem.assemble_scalar(self._area_form), op=MPI.SUM)
 
-    def _assemble_residual(self):
-        x = self.u.x.petsc_vec
-        with self.b.localForm() as loc:
-            loc.set(0.0)
-        fem_petsc.assemble_vector(self.b, self.F_form)
-        fem_petsc.apply_lifting(self.b, [self.J_form], bcs=[self.bcs], x0=[x], alpha=-1.0)
-        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(self.b, self.bcs, x, -1.0)
-        return self.b.norm()
-
-    def _assemble_jacobian(self):
-        self.A.zeroEntries()
-        fem_petsc.assemble_matrix(self.A, self.J_form, bcs=self.bcs)
-        self.A.assemble()
-
-    def _linear_solve(self, rhs, sol) -> int:
-        """Krylov solve; if it fails, one retry with a parallel direct solve
-        (MUMPS, prefix ``electrochemistry_fallback_``), logged and counted."""
-        self.ksp.solve(rhs, sol)
-        its = self.ksp.getIterationNumber()
-        reason = self.ksp.getConvergedReason()
-        if reason < 0:
-            fb = self._fallback_ksp()
-            fb.setOperators(self.A)
-            fb.solve(rhs, sol)
-            self.fallback_solves += 1
-            if fb.getConvergedReason() < 0 or not np.isfinite(sol.norm()):
-                raise SolveError(f"electrochemistry linear solve diverged (KSP reason {reason}, {its} iterations; "
-                                 f"direct fallback reason {fb.getConvergedReason()})")
-            if self.fallback_solves in (1, 10, 100, 1000) and self.comm.rank == 0:
-                import logging
-
-                logging.getLogger("nacrack").info(
-                    f"electrochemistry: Krylov solve failed (reason {reason}); direct fallback used "
-                    f"({self.fallback_solves} time(s) so far)")
-        return its
-
-    def _fallback_ksp(self):
-        if getattr(self, "_fb_ksp", None) is None:
-            self._fb_ksp = direct_ksp(self.prefix + "fallback_", self.comm)
-        return self._fb_ksp
-
-    def _voltage_sensitivity(self):
-        """b = dU/dV: J b = -J_fD e (free rows), b_D = e (unit cell voltage)."""
-        with self.r.localForm() as loc:
-            loc.set(0.0)
-        fem_petsc.apply_lifting(self.r, [self.J_form], bcs=[self.bcs_unit])
-        self.r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(self.r, self.bcs_unit)
-        return self._linear_solve(self.r, self.sens)
-
-    def _assemble_gvec(self):
-        """g = d/dU [int rate dx (+ int j_b ds)] (free and Dirichlet rows)."""
-        with self.gvec.localForm() as loc:
-            loc.set(0.0)
-        fem_petsc.assemble_vector(self.gvec, self._g_form)
-        self.gvec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    def _build_newton(self) -> BlockNewton:
+        """The staggered scheme's Newton over (xi, c~, psi), bordered by the cell
+        voltage when galvanostatic. As the reference scheme it keeps the
+        Krylov tolerance of its options (ksp_rtol 1e-9), rebuilds the
+        preconditioner at every iteration and solves the voltage sensitivity
+        at every iteration (solver.coupling: monolithic uses the inexact,
+        lagged variants of the same Newton)."""
+        cfg = self.cfg
+        overrides = cfg.solver.petsc.get("electrochemistry") if cfg.solver.petsc else None
+        border = None
+        if self.galvanostatic:
+            border = Border(block=0, voltage=self.voltage, bcs_unit=self.bcs_unit, g_form=self._g_form,
+                            g_depends_on_u=self.reactive, residual=lambda: self.rate() - self._I_target)
+        return BlockNewton([self.F], [self.u], [self.bcs], self.prefix, self.comm, KSP_DEFAULTS, overrides=overrides,
+                           border=border, rtol=self.rtol, max_iterations=self.max_it, forcing="options",
+                           reuse_preconditioner=False, name="electrochemistry")
 
     def _newton(self, t_new: float):
         """Newton (bordered when galvanostatic). Returns (newton its, krylov its)."""
-        x = self.u.x.petsc_vec
-        I_target = 0.0
+        if self.newton is None:
+            self.newton = self._build_newton()
         if self.galvanostatic:
-            # n F c_s int dxi/dt dx = i L  ->  int rate dx = i L / (n F c_s) [um^2/s]
-            i = self.target_current_density(t_new)
-            I_target = i * self.electrode_length * scales.LENGTH / (
-                self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**2
-            self._assemble_gvec()
-        kits = 0
-        rnorm = r0 = self._assemble_residual()
-        if not np.isfinite(r0):
-            raise SolveError("electrochemistry Newton: residual is not finite")
-        if r0 == 0.0:
-            return 0, kits
-        for it in range(1, self.max_it + 1):
-            self._assemble_jacobian()
-            self.ksp.setOperators(self.A)
-            kits += self._linear_solve(self.b, self.dx_vec)
-            self.dx_vec.scale(-1.0)  # a = Newton update with V fixed
-            dV = 0.0
-            if self.galvanostatic:
-                if self.reactive and it > 1:
-                    self._assemble_gvec()  # j_b is nonlinear in (c~, psi)
-                kits += self._voltage_sensitivity()
-                G = self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM) - I_target
-                gb = self.gvec.dot(self.sens)
-                if gb == 0.0:
-                    raise SolveError("electrochemistry galvanostatic: no metal interface to carry the current")
-                dV = -(G + self.gvec.dot(self.dx_vec)) / gb
-                self.dx_vec.axpy(dV, self.sens)
-            step = self.dx_vec.norm(PETSc.NormType.NORM_INFINITY)
-            if not np.isfinite(step):
-                raise SolveError("electrochemistry Newton: update is not finite")
-            V0 = float(self.voltage.value)
-            scale = max(1.0, x.norm(PETSc.NormType.NORM_INFINITY))
-            if step <= self.rtol * scale and abs(dV) <= self.rtol * max(1.0, abs(V0)):
-                x.axpy(1.0, self.dx_vec)  # converged: the update is below the relative tolerance
-                self.u.x.scatter_forward()
-                self.voltage.value = V0 + dV
-                return it, kits
-            # backtracking on the residual norm (full step first)
-            lam, done = 1.0, 0.0
-            for _ in range(6):
-                x.axpy(lam - done, self.dx_vec)
-                done = lam
-                self.u.x.scatter_forward()
-                self.voltage.value = V0 + lam * dV
-                r_new = self._assemble_residual()
-                if np.isfinite(r_new) and (r_new <= rnorm or rnorm <= self.rtol * r0):
-                    break
-                lam *= 0.5
-            rnorm = r_new
-            if not np.isfinite(rnorm):
-                raise SolveError("electrochemistry Newton: residual is not finite")
-            if _DEBUG and self.comm.rank == 0:
-                print(f"  newton {it}: |du| {step:.3e} lambda {done:g} |F| {rnorm:.3e} dV {dV:.3e} "
-                      f"V {float(self.voltage.value):.4f}")
-            if rnorm <= self.rtol * r0:
-                return it, kits
-        raise SolveError(f"electrochemistry Newton did not converge in {self.max_it} iterations "
-                         f"(residual {rnorm:.3e}, first {r0:.3e})")
+            self._I_target = self.galvanostatic_target(t_new)
+        self.newton.sensitivity_valid = False  # solved again at every iteration (lag_sensitivity False)
+        st = self.newton.solve(scales=[None], rtols=[self.rtol], update_test=[True], lag_sensitivity=False)
+        return st.iterations, st.krylov_iterations
+
+    @property
+    def fallback_solves(self) -> int:
+        return self.newton.fallback_solves if self.newton is not None else 0
 
     # ------------------------------------------------------------------
     def commit(self):
