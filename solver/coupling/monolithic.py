@@ -30,11 +30,10 @@ than ``stagger.tol_d``, the coupled Newton is solved again with the new d
 (warm start); the step has converged when a pass leaves d unchanged to
 tol_d. Coupled iterations per step = these passes (1 when no crack moves).
 
-The pressure the kinetics sees differs from the staggered scheme's in one
-respect: there p is interpolated into DG0 (the cell midpoint value) before
-(E); here it is evaluated at the quadrature points. With P1 displacements
-the strain is cellwise constant and the two differ only by the variation of
-h(xi) inside a cell.
+Both schemes evaluate the pressure the kinetics see at the quadrature points
+of the electrochemistry residual (the staggered scheme through a quadrature
+Function, ``CoupledSolver.p_q``), so they solve the same discrete equations
+and differ only by where each stops iterating.
 """
 
 from __future__ import annotations
@@ -91,7 +90,7 @@ class MonolithicCoupling:
         p_ufl = (mech.interface_pressure(width) if cfg.electrochemistry.coupling_pressure == "normal"
                  else mech.pressure())
         p_ufl = ufl.replace(p_ufl, {mech.xi: xi_w})
-        F_w = ufl.replace(ec.F, {cs.p: p_ufl}) if cfg.electrochemistry.stress_coupling else ec.F
+        F_w = ufl.replace(ec.F, {cs.p_q: p_ufl}) if cfg.electrochemistry.stress_coupling else ec.F
         nw = cfg.solver.newton
         border = None
         if ec.galvanostatic:

@@ -120,11 +120,17 @@ class CoupledSolver:
         # the partition)
         Q0 = fem.functionspace(msh, ("DG", 0))
         self.p = fem.Function(Q0, name="hydrostatic_pressure_MPa")
+        # the same pressure at the quadrature points of the electrochemistry
+        # residual: what the stress-coupled kinetics see (and the staggered
+        # relaxation acts on)
+        from ..physics.electrochemistry import pressure_space
+
+        self.p_q = fem.Function(pressure_space(msh), name="coupling_pressure_MPa")
         self.ec = self.mech = self.frac = None
         if cfg.electrochemistry.enabled:
             from ..physics.electrochemistry import ElectrochemistryProblem
 
-            self.ec = ElectrochemistryProblem(self.domain, cfg, pressure=self.p, d=self.d)
+            self.ec = ElectrochemistryProblem(self.domain, cfg, pressure=self.p_q, d=self.d, pressure_report=self.p)
             self._copy_xi()
         if cfg.mechanics.enabled:
             from ..physics.mechanics import MechanicsProblem
@@ -134,6 +140,7 @@ class CoupledSolver:
             p_ufl = (self.mech.interface_pressure(ec.interface_width / scales.LENGTH)
                      if ec.coupling_pressure == "normal" else self.mech.pressure())
             self._p_expr = fem.Expression(p_ufl, Q0.element.interpolation_points())
+            self._p_q_expr = fem.Expression(p_ufl, self.p_q.function_space.element.interpolation_points())
         if cfg.fracture.enabled:
             if self.mech is None:
                 raise ConfigError(["fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)"])
@@ -166,6 +173,8 @@ class CoupledSolver:
     def _update_pressure(self):
         self.p.interpolate(self._p_expr)
         self.p.x.scatter_forward()
+        self.p_q.interpolate(self._p_q_expr)
+        self.p_q.x.scatter_forward()
 
     def dofs(self) -> int:
         return sum(self.dofs_by_field().values())
@@ -184,12 +193,12 @@ class CoupledSolver:
     def save_state(self):
         for p in self.problems():
             p.save_state()
-        self._saved = (self.xi.x.array.copy(), self.d.x.array.copy(), self.p.x.array.copy())
+        self._saved = (self.xi.x.array.copy(), self.d.x.array.copy(), self.p.x.array.copy(), self.p_q.x.array.copy())
 
     def restore_state(self):
         for p in self.problems():
             p.restore_state()
-        for f, a in zip((self.xi, self.d, self.p), self._saved):
+        for f, a in zip((self.xi, self.d, self.p, self.p_q), self._saved):
             f.x.array[:] = a
             f.x.scatter_forward()
 
@@ -203,7 +212,7 @@ class CoupledSolver:
         n_fields = len(self.problems())
         newton = krylov = 0
         self.fracture_subiterations = 0
-        relax = PressureRelaxation(self.p, st.relaxation, st.relaxation_method, self.comm)
+        relax = PressureRelaxation(self.p_q, st.relaxation, st.relaxation_method, self.comm)
         xi0, d0 = self.xi.x.array.copy(), self.d.x.array.copy()
         converged, k = False, 0
         for k in range(1, st.max_iterations + 1):

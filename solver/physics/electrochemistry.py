@@ -129,6 +129,19 @@ from .parameters import bv_bracket
 from .phases import h_interp, h_prime
 
 XI, CONC, POT = 0, 1, 2
+# Quadrature degree of the residual (h'(xi) B(eta) is a degree-4 polynomial in a P1 xi
+# times the exponentials); the coupling pressure is evaluated at these points.
+QUADRATURE_DEGREE = 4
+
+
+def pressure_space(msh):
+    """The space of the coupling pressure the kinetics see: values at the
+    quadrature points of the electrochemistry residual (both coupling schemes
+    evaluate the stress there, so they solve the same discrete equations)."""
+    import basix.ufl
+
+    qe = basix.ufl.quadrature_element(msh.topology.cell_name(), value_shape=(), degree=QUADRATURE_DEGREE)
+    return fem.functionspace(msh, qe)
 _OPTIONS_SET: set[str] = set()
 _DEBUG = bool(__import__("os").environ.get("NACRACK_EC_DEBUG"))
 
@@ -264,7 +277,8 @@ class ElectrochemistryProblem:
     ``restore_state`` snapshot everything (committed and pending).
     """
 
-    def __init__(self, domain: Domain, cfg, pressure: fem.Function | None = None, d: fem.Function | None = None):
+    def __init__(self, domain: Domain, cfg, pressure: fem.Function | None = None, d: fem.Function | None = None,
+                 pressure_report: fem.Function | None = None):
         ec = cfg.electrochemistry
         if ec.anisotropy_strength > 0.0 and domain.mesh.topology.dim != 2:
             raise ValueError("electrochemistry.anisotropy_strength > 0 is implemented in 2D only; expected 0 in 3D")
@@ -293,6 +307,8 @@ class ElectrochemistryProblem:
         self.voltage = fem.Constant(msh, PETSc.ScalarType(0.0))  # scaled by V_T
         zero = fem.Constant(msh, PETSc.ScalarType(0.0))
         self.pressure = pressure if pressure is not None else zero
+        # the pressure field reported by max_pressure (DG0/P1; the form's may live on quadrature points)
+        self.pressure_report = pressure_report if pressure_report is not None else self.pressure
         self.damage = d if d is not None else zero
 
         # ---------------- weak form ----------------
@@ -300,7 +316,7 @@ class ElectrochemistryProblem:
         xi_n, c_n = self.u_n[XI], self.u_n[CONC]
         v = ufl.TestFunction(self.W)
         vx, vc, vp = v[XI], v[CONC], v[POT]
-        dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 4})
+        dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": QUADRATURE_DEGREE})
         self.dx = dx
         xic = ufl.max_value(ufl.min_value(xi, 1.0), 0.0)
         h = h_interp(xic)
@@ -688,14 +704,15 @@ class ElectrochemistryProblem:
 
     def max_pressure(self) -> float:
         """Largest pressure where xi > 0.5 [Pa] (0 without a pressure field or metal)."""
-        if not isinstance(self.pressure, fem.Function):
+        pr = self.pressure_report
+        if not isinstance(pr, fem.Function):
             return 0.0
-        Vp = self.pressure.function_space
+        Vp = pr.function_space
         xi_p = fem.Function(Vp)
         xi_p.interpolate(self.xi)
         nloc = Vp.dofmap.index_map.size_local * Vp.dofmap.index_map_bs
         sel = xi_p.x.array[:nloc] > 0.5
-        local = float(self.pressure.x.array[:nloc][sel].max()) if sel.any() else -np.inf
+        local = float(pr.x.array[:nloc][sel].max()) if sel.any() else -np.inf
         m = self.comm.allreduce(local, op=MPI.MAX)
         return m * scales.STRESS if np.isfinite(m) else 0.0
 
