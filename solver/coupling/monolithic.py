@@ -105,9 +105,9 @@ class MonolithicCoupling:
             eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner)
         self.rtol_u = min(cfg.solver.stagger.tol_u, mech.newton_rtol * 100.0)
 
-    def solve_coupled(self, t: float, dt: float) -> tuple[int, int, int]:
+    def solve_coupled(self, t: float, dt: float):
         """One coupled Newton at the current d for the step ending at t.
-        Returns (Newton iterations, Krylov iterations, linear solves)."""
+        Returns its NewtonStats (iterations, Krylov iterations, linear solves, ...)."""
         ec, mech, cs = self.ec, self.mech, self.cs
         mech.set_load(t)
         for bc in mech.bcs:
@@ -118,7 +118,7 @@ class MonolithicCoupling:
         with cs.ctx.phase("coupled"):
             st = self.newton.solve(scales=[self._mechanics_scale, None], rtols=[self.rtol_u, self.newton.rtol],
                                    update_test=[False, True])
-        return st.iterations, st.krylov_iterations, st.linear_solves
+        return st
 
     def _mechanics_scale(self) -> float:
         """The force scale of the mechanics block at the current xi (see
@@ -133,7 +133,7 @@ class MonolithicCoupling:
         st = cfg.solver.stagger
         cs.fracture_subiterations = 0
         xi0, d0 = cs.xi.x.array.copy(), cs.d.x.array.copy()
-        newton = krylov = solves = 0
+        newton = krylov = solves = sens = 0
         ec.begin_step(t - dt, dt)
         self.newton.sensitivity_valid = False  # dU/dV of this step: solved once, reused by every pass
         converged, k, dd = False, 0, 0.0
@@ -141,14 +141,15 @@ class MonolithicCoupling:
             if k > 1:
                 check_stop(self.comm)
             try:
-                its, kits, nsol = self.solve_coupled(t, dt)
+                ns = self.solve_coupled(t, dt)
             except SolveError:
                 ec.abandon_step()
                 raise
-            newton += its
-            krylov += kits
-            solves += nsol
-            ec.finish_step(dt, its, kits)
+            newton += ns.iterations
+            krylov += ns.krylov_iterations
+            solves += ns.linear_solves
+            sens += ns.sensitivity_solves
+            ec.finish_step(dt, ns.iterations, ns.krylov_iterations)
             cs._copy_xi()
             cs._update_pressure()
             if cs.frac is None:
@@ -173,6 +174,8 @@ class MonolithicCoupling:
                             f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
         info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
                 "coupled_solves": solves, "problems": problems, "converged": converged}
+        if ec.galvanostatic:
+            info["voltage_sensitivity_solves"] = sens
         if cs.frac is not None:
             info["fracture_iterations"] = cs.fracture_subiterations
         return info

@@ -18,9 +18,10 @@ PETSc MatNest (one Krylov solve of the coupled system per iteration):
     dV  = -(G + g.a) / (g.b),  dU = a + dV b,   g = dG/dU
 
 The sensitivity b is solved once per step, at the first iteration, with a loose
-tolerance, and reused: with an approximate b the update still meets the
+tolerance, and reused while the voltage corrections contract (|dV_k| <= |dV_(k-1)|
+/ 2; else b is solved again): with an approximate b the update still meets the
 linearised constraint exactly, and the residual it leaves, dV J (b~ - b), shrinks
-with dV (the voltage settles in the first iteration). So a galvanostatic Newton
+with dV (the voltage settles in the first iterations). So a galvanostatic Newton
 iteration costs one linear solve, not two.
 
 Inexact Newton (Eisenstat and Walker 1996, choice 2): the Krylov tolerance of
@@ -197,7 +198,7 @@ class BlockNewton:
                 if i == j:
                     fem_petsc.assemble_matrix(A, self.J[i][j], bcs=self.bcs[i])
                 else:  # rows of block i's and columns of block j's Dirichlet dofs zeroed, no diagonal
-                    fem_petsc.assemble_matrix(A, self.J[i][j], bcs=self.bcs[i] + self.bcs[j])
+                    fem_petsc.assemble_matrix(A, self.J[i][j], bcs=self.bcs[i] + self.bcs[j], diagonal=0.0)
                 A.assemble()
         if self.n > 1:
             self.Amat.assemble()
@@ -325,6 +326,7 @@ class BlockNewton:
             return self._done(st)
         bd = self.border
         eta = None if self.forcing == "options" else self.eta_max
+        dV_prev = None
         m_prev = None
         for it in range(1, self.max_it + 1):
             self.assemble_jacobian()
@@ -347,6 +349,11 @@ class BlockNewton:
                 dV = -(bd.residual() + self.g.dot(self.dx[k])) / gb
                 for i in range(self.n):
                     self.dx[i].axpy(dV, self.sens[i])
+                # a lagged b is kept while the voltage corrections contract fast;
+                # otherwise it is solved again at the next iteration
+                if dV_prev is not None and abs(dV) > 0.5 * abs(dV_prev):
+                    self.sensitivity_valid = False
+                dV_prev = dV
             steps = [self.dx[i].norm(PETSc.NormType.NORM_INFINITY) for i in range(self.n)]
             if not all(np.isfinite(steps)):
                 raise SolveError(f"{self.name} Newton: update is not finite")
