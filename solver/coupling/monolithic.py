@@ -53,6 +53,8 @@ from ..time.stop import check_stop
 # solver.petsc.coupled). ksp_rtol is set per Newton iteration (forcing term).
 COUPLED_KSP_DEFAULTS = {
     "ksp_type": "gmres",
+    "ksp_pc_side": "right",  # GMRES minimises the true (block-equilibrated) residual
+    "ksp_norm_type": "unpreconditioned",
     "ksp_gmres_restart": 100,
     "ksp_atol": 1.0e-30,
     "ksp_max_it": 500,
@@ -102,7 +104,8 @@ class MonolithicCoupling:
             [F_u, F_w], [mech.u, ec.u], [mech.bcs, ec.bcs], "coupled_", self.comm, COUPLED_KSP_DEFAULTS,
             overrides=overrides, splits=("mechanics", "electrochemistry"), near_nullspaces={0: mech.nullspace},
             border=border, rtol=nw.rtol, max_iterations=nw.max_iterations, forcing=nw.forcing,
-            eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner)
+            eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner,
+            on_iteration=lambda: check_stop(self.comm))  # a stop request abandons the step under way
         self.rtol_u = min(cfg.solver.stagger.tol_u, mech.newton_rtol * 100.0)
 
     def solve_coupled(self, t: float, dt: float):
@@ -121,11 +124,12 @@ class MonolithicCoupling:
         return st
 
     def _mechanics_scale(self) -> float:
-        """The force scale of the mechanics block at the current xi (see
-        MechanicsProblem.load_scale: the eigenstrain load of the deposit)."""
+        """The force scale of the mechanics block at the current state (see
+        MechanicsProblem.force_scale: internal forces, the eigenstrain load of
+        the deposit at u = 0), without the residual itself."""
         self.ec._update_xi()
         self.cs._copy_xi()
-        return self.mech.load_scale()
+        return self.mech.force_scale()
 
     def step(self, t: float, dt: float) -> dict:
         """The step ending at time t [s] (from the committed state at t - dt)."""

@@ -39,6 +39,12 @@ after the last rebuild (and more than ``reuse_min_its``). A Krylov solve that
 fails even with a fresh preconditioner is retried once with a parallel direct
 solve (MUMPS) of the assembled (AIJ) Jacobian.
 
+Block equilibration: in the linear solves the rows of block i are divided by
+its residual scale (the same scale that judges convergence), so that the
+Krylov tolerance, a relative reduction of the whole residual, means the same
+for every block whatever its units (mechanics in MPa um, electrochemistry in
+um^2/s); use it with right preconditioning and the unpreconditioned norm.
+
 Line search: full step first, then halving (up to 1/32) until the merit
 sum_i (|F_i| / scale_i)^2 does not grow.
 """
@@ -105,7 +111,7 @@ class BlockNewton:
                  near_nullspaces: dict | None = None, border: Border | None = None, rtol: float = 1e-8,
                  max_iterations: int = 25, forcing: str = "eisenstat_walker", eta_max: float = 1e-2,
                  eta_min: float = 1e-10, reuse_preconditioner: bool = True, reuse_growth: float = 3.0,
-                 reuse_min_its: int = 30, name: str = "coupled"):
+                 reuse_min_its: int = 30, name: str = "coupled", on_iteration: Callable[[], None] | None = None):
         self.n = len(U)
         self.U, self.comm, self.prefix, self.name = list(U), comm, prefix, name
         self.bcs = [list(b) for b in bcs]
@@ -117,6 +123,7 @@ class BlockNewton:
         self.forcing, self.eta_max, self.eta_min = forcing, eta_max, eta_min
         self.reuse, self.reuse_growth, self.reuse_min_its = reuse_preconditioner, reuse_growth, reuse_min_its
         self.near_nullspaces = near_nullspaces or {}
+        self.on_iteration = on_iteration  # called before every iteration after the first (e.g. a stop check)
         # block matrices (created from the sparsity of each block form; an
         # off-diagonal block whose form is empty still gets its pattern)
         self.A = [[fem_petsc.create_matrix(self.J[i][j]) if self.J[i][j] is not None else None
@@ -157,6 +164,7 @@ class BlockNewton:
         self.stats = NewtonStats()
         self.total = NewtonStats()
         self.sensitivity_valid = False  # b is kept until the caller invalidates it (a new step)
+        self.weights = [1.0] * self.n  # row scaling of block i by 1 / scale_i in the linear solves
 
     # ------------------------------------------------------------------
     def _x_vec(self, i):
@@ -187,6 +195,18 @@ class BlockNewton:
     def assemble_jacobian(self) -> None:
         with assembly():
             self._assemble_jacobian()
+        if self.n > 1:  # equilibrate the blocks: row i divided by its residual scale
+            for i in range(self.n):
+                for j in range(self.n):
+                    if self.A[i][j] is not None and self.weights[i] != 1.0:
+                        self.A[i][j].scale(self.weights[i])
+            self.Amat.assemble()
+
+    def _scale_rhs(self, vecs) -> None:
+        if self.n > 1:
+            for i in range(self.n):
+                if self.weights[i] != 1.0:
+                    vecs[i].scale(self.weights[i])
 
     def _assemble_jacobian(self) -> None:
         for i in range(self.n):
@@ -268,6 +288,7 @@ class BlockNewton:
         fem_petsc.apply_lifting(r, [self.J[k][k]], bcs=[self.border.bcs_unit])
         r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
         fem_petsc.set_bc(r, self.border.bcs_unit)
+        self._scale_rhs(self.rhs)
         if self.n > 1:
             self.rvec.assemble()
         self.stats.sensitivity_solves += 1
@@ -329,7 +350,11 @@ class BlockNewton:
         dV_prev = None
         m_prev = None
         for it in range(1, self.max_it + 1):
+            if it > 1 and self.on_iteration is not None:
+                self.on_iteration()
+            self.weights = [1.0 / si for si in sc]
             self.assemble_jacobian()
+            self._scale_rhs(self.b)
             m = merit(r)
             eta = self._eta(it, m, m_prev, eta)
             st.krylov_iterations += self._linear_solve(self.bvec, self.xvec, rtol=eta)

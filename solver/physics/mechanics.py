@@ -447,6 +447,19 @@ class MechanicsProblem:
         r = R.norm()
         return r / self.load_scale()
 
+    def force_scale(self) -> float:
+        """A force scale that does not contain the residual itself (for Newton's
+        merit): max(||f_int(u)||, ||R(0)||) over all dofs, with the floor of
+        :meth:`load_scale`."""
+        scale = self._assemble_residual(self._Fint_form).norm()
+        saved = self.u.x.array.copy()
+        self.u.x.array[:] = 0.0
+        scale = max(scale, self._assemble_residual(self._F_form).norm())
+        self.u.x.array[:] = saved
+        size = max(self.domain.width, self.domain.height)
+        floor = 1e-12 * float(electrolyte_constants(self.cfg.materials.electrolyte).bulk()) * size ** (self.tdim - 1)
+        return max(scale, floor)
+
     def load_scale(self) -> float:
         """The force scale of the current state: max(||R(u)||, ||f_int(u)||,
         ||R(0)||) over all dofs (reactions, the internal forces, and the
