@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from .config import Config
+from .config import Config, short
 from .physics.parameters import bv_bracket, interface_parameters  # noqa: F401  (derived physics; re-exported)
 from .scales import FARADAY, thermal_voltage
 
@@ -42,6 +42,11 @@ def stall_pressure(cfg: Config, overpotential: float) -> float:
     """p = n F |eta| / Omega [Pa]: the deposit pressure at which plating stalls."""
     ec = cfg.electrochemistry
     return ec.charge_number * FARADAY * abs(overpotential) / cfg.materials.sodium.molar_volume
+
+
+def _show(value) -> str:
+    """A constant or a schedule's points, short."""
+    return short(value.points if hasattr(value, "points") else value, 60)
 
 
 def _peak(value) -> float:
@@ -137,7 +142,245 @@ def cross_check(cfg: Config) -> list[str]:
         from meshes.generate import check as mesh_check  # geometry only: no gmsh, no DOLFINx
 
         problems.extend(mesh_check(cfg.mesh)[0])
+    problems.extend(physics_range_problems(cfg))
+    problems.extend(option_problems(cfg))
+    problems.extend(file_problems(cfg))
+    if not problems:  # sizes only make sense once the geometry is valid
+        problems.extend(size_problems(cfg))
     return problems
+
+
+# --------------------------------------------------------------------------
+# checks that 'mesh' or 'run' would otherwise only meet after heavy work
+# --------------------------------------------------------------------------
+EXP_ARGUMENT_LIMIT = 600.0  # exp(709) overflows a double; Butler-Volmer exponents must stay below this
+TEMPERATURE_RANGE_K = (100.0, 2000.0)  # solid electrolytes are used between ~250 and ~700 K
+# Memory a coupled run needs per mesh cell, a LOWER bound (5 fields on P1 triangles: about
+# 4 DOFs per cell, the Jacobians (~60 nonzeros per node, 12 B each), AMG hierarchies, ghosts):
+# a config above the machine's memory with this value cannot run on it.
+BYTES_PER_CELL_MIN = 500.0
+MAX_SIDECAR_BYTES = 50_000_000
+MAX_LLOYD = 1000
+MAX_SEEDS_FILE_BYTES = 50_000_000
+
+
+def physics_range_problems(cfg: Config) -> list[str]:
+    """Values the schema accepts one by one but the physics cannot evaluate
+    (exp() overflow in Butler-Volmer, derived parameters that are not finite)."""
+    out = []
+    T = cfg.materials.temperature
+    lo, hi = TEMPERATURE_RANGE_K
+    if not lo <= T <= hi:
+        out.append(f"materials.temperature = {T:g} K: outside {lo:g} K .. {hi:g} K (expected the cell's temperature "
+                   "in kelvin, e.g. 298 K)")
+        return out
+    ec, el = cfg.electrochemistry, cfg.loading.electrical
+    if ec.enabled and ec.model == "phase_field" and el.control != "none":
+        vt = thermal_voltage(T, ec.charge_number)
+        a = max(ec.transfer_coefficient, 1.0 - ec.transfer_coefficient)
+        v = _peak(el.voltage) if el.control == "potentiostatic" else 0.0
+        if el.control == "potentiostatic" and a * (v + abs(ec.equilibrium_potential)) / vt > EXP_ARGUMENT_LIMIT:
+            vmax = EXP_ARGUMENT_LIMIT * vt / a - abs(ec.equilibrium_potential)
+            out.append(f"loading.electrical.voltage = {v:g} V: |V| / (RT/nF) = {v / vt:.4g} at T = {T:g} K overflows "
+                       f"the Butler-Volmer exponentials exp((1-alpha) nF eta / RT); expected |V| <= {vmax:.4g} V "
+                       "(a cell voltage of a few volts at most)")
+        if el.control == "galvanostatic":
+            ratio = _peak(el.current_density) / ec.exchange_current_density
+            if ratio > 0 and math.log(ratio) > EXP_ARGUMENT_LIMIT * min(ec.transfer_coefficient,
+                                                                      1 - ec.transfer_coefficient):
+                out.append(f"loading.electrical.current_density = {_peak(el.current_density):g} A/m^2: "
+                           f"{ratio:.3g} x the exchange current density needs an overpotential whose "
+                           "Butler-Volmer exponentials overflow; expected a current density closer to "
+                           "electrochemistry.exchange_current_density")
+    if out:
+        return out
+    try:
+        derived = {}
+        if ec.enabled and ec.model == "phase_field":
+            derived.update(interface_parameters(cfg))
+            par, perp = nernst_einstein_ratio(cfg)
+            derived.update({"D/D_NE along": par, "D/D_NE across": perp})
+        if cfg.fracture.enabled:
+            derived.update(fracture_parameters(cfg))
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:
+        return [f"materials/electrochemistry/fracture: the derived parameters cannot be computed ({exc}); "
+                "expected physical magnitudes (see solver check's description)"]
+    for k, v in derived.items():
+        if not math.isfinite(v) or (v != 0.0 and not 1e-200 < abs(v) < 1e200):
+            out.append(f"derived parameter {k} = {v:g}: not a representable physical value (a config value is "
+                       "many orders of magnitude off; expected SI magnitudes, e.g. E ~ 1e11 Pa, delta ~ 1e-6 m)")
+    return out
+
+
+def option_problems(cfg: Config) -> list[str]:
+    """Combinations that would be ignored silently or fail later in 'run'."""
+    out = []
+    el = cfg.loading.electrical
+    model = cfg.electrochemistry.model if cfg.electrochemistry.enabled else None
+    if model == "phase_field":
+        if el.control == "potentiostatic" and el.current_density is not None:
+            out.append(f"loading.electrical.current_density = {_show(el.current_density)} A/m^2: ignored under "
+                       "control 'potentiostatic' (the cell voltage is imposed and the current is an output); "
+                       "expected no current_density, or control 'galvanostatic'")
+        if el.control == "galvanostatic" and el.voltage is not None:
+            out.append(f"loading.electrical.voltage = {_show(el.voltage)} V: ignored under control 'galvanostatic' "
+                       "(the current is imposed and the cell voltage is an output); expected no voltage, or "
+                       "control 'potentiostatic'")
+    if model == "conduction" and el.voltage is None:
+        out.append(f"loading.electrical.control = '{el.control}' with electrochemistry.model = 'conduction': the "
+                   "conduction model imposes a voltage; expected loading.electrical.voltage")
+    from meshes.build import FACET_TAGS
+
+    mech = cfg.loading.mechanical
+    names = ", ".join(FACET_TAGS)
+    for key in ("boundary", "fixed"):
+        v = getattr(mech, key)
+        if v not in FACET_TAGS:
+            out.append(f"loading.mechanical.{key} = {short(v)}: unknown boundary; expected one of {names}")
+    if mech.type != "none" and mech.boundary == mech.fixed:
+        out.append(f"loading.mechanical.boundary = {mech.fixed!r}: the same boundary as loading.mechanical.fixed; "
+                   "expected the load and the support on different boundaries")
+    if mech.type == "displacement":
+        if len(mech.direction) != cfg.mesh.dim or not any(mech.direction):
+            out.append(f"loading.mechanical.direction = {list(mech.direction)}: expected a nonzero vector of "
+                       f"{cfg.mesh.dim} components (mesh.dim = {cfg.mesh.dim})")
+    m = cfg.mesh
+    for key, v in (("mesh.seed", m.seed), ("mesh.orientation.seed", m.orientation.seed)):
+        if not 0 <= v < 2**63:
+            out.append(f"{key} = {short(v)}: expected a random seed 0 <= seed < 2^63")
+    if m.lloyd_iterations > MAX_LLOYD:
+        out.append(f"mesh.lloyd_iterations = {m.lloyd_iterations}: expected at most {MAX_LLOYD} (a few tens "
+                   "regularise a Voronoi tessellation)")
+    if m.kind == "rectangle":
+        if m.flaws:
+            out.append(f"mesh.flaws: {len(m.flaws)} flaw(s) with mesh.kind = 'rectangle', which meshes no flaws; "
+                       "expected kind 'voronoi', 'single_crystal' or 'bicrystal' (gmsh) for flaws")
+        if m.dim == 3:
+            out.append("mesh.dim = 3 with mesh.kind = 'rectangle' (2D only); expected kind 'voronoi' or "
+                       "'single_crystal' in 3D")
+        n, given = m.grains or 1, m.orientation.angles
+        if m.orientation.mode == "given" and given is not None and len(given) != n:
+            out.append(f"mesh.orientation.angles = {short(given)}: {len(given)} angle(s) for mesh.grains = {n}; "
+                       "expected one angle per grain")
+    return out
+
+
+def file_problems(cfg: Config) -> list[str]:
+    """The files a config names exist, are readable and parse."""
+    import json
+    from pathlib import Path
+
+    m, out = cfg.mesh, []
+    if m.kind == "file":
+        p = Path(m.file)
+        side = p.with_suffix(".json")
+        if p.is_dir() or not p.exists():
+            out.append(f"mesh.file = {short(m.file)}: {'a directory' if p.is_dir() else 'not found'} (expected a "
+                       "mesh.msh written by 'solver mesh')")
+        elif not side.is_file():
+            out.append(f"mesh.file = {short(m.file)}: its sidecar {side.name} is missing beside it (expected the "
+                       "mesh.json that 'solver mesh' writes with it)")
+        else:
+            try:
+                with open(p, "rb") as fh:
+                    head = fh.read(64)
+                if not head.lstrip().startswith(b"$MeshFormat"):
+                    out.append(f"mesh.file = {short(m.file)}: not a gmsh .msh file (expected it to start with "
+                               "$MeshFormat)")
+                if side.stat().st_size > MAX_SIDECAR_BYTES:
+                    raise ValueError(f"larger than {MAX_SIDECAR_BYTES:,} bytes")
+                rec = json.loads(side.read_bytes().decode("utf-8"))
+                if not isinstance(rec, dict) or "dim" not in rec or "box" not in rec:
+                    raise ValueError("no 'dim' and 'box'")
+                if int(rec["dim"]) != m.dim:
+                    out.append(f"mesh.dim = {m.dim}: the mesh file {short(m.file)} is {rec['dim']}D")
+            except PermissionError:
+                out.append(f"mesh.file = {short(m.file)}: not readable (permission denied)")
+            except (OSError, ValueError, TypeError) as exc:
+                out.append(f"mesh.file = {short(m.file)}: sidecar {side.name} is not a mesh record ({short(str(exc))}; "
+                           "expected the mesh.json that 'solver mesh' writes)")
+    if m.seeds_file:
+        p = Path(m.seeds_file)
+        if m.kind != "voronoi":
+            out.append(f"mesh.seeds_file = {short(m.seeds_file)}: only used by mesh.kind = 'voronoi' (got "
+                       f"'{m.kind}'); expected no seeds_file or kind 'voronoi'")
+        elif p.is_dir() or not p.exists():
+            out.append(f"mesh.seeds_file = {short(m.seeds_file)}: {'a directory' if p.is_dir() else 'not found'} "
+                       "(expected a text file of seed points x y [z] in metres)")
+        elif p.stat().st_size > MAX_SEEDS_FILE_BYTES:
+            out.append(f"mesh.seeds_file = {short(m.seeds_file)}: larger than {MAX_SEEDS_FILE_BYTES:,} bytes "
+                       "(expected a text file of seed points)")
+        else:
+            from meshes.generate import _box, _seeds
+
+            try:
+                _seeds(m, _box(m), out)
+            except PermissionError:
+                out.append(f"mesh.seeds_file = {short(m.seeds_file)}: not readable (permission denied)")
+            except (OSError, ValueError, UnicodeDecodeError) as exc:
+                out.append(f"mesh.seeds_file = {short(m.seeds_file)}: not a table of numbers ({short(str(exc))})")
+    return out
+
+
+def estimate_cells(cfg: Config) -> tuple[int, str]:
+    """(a lower bound of the mesh's cell count, how it was estimated); no gmsh."""
+    import json
+    from pathlib import Path
+
+    m = cfg.mesh
+    if m.kind == "rectangle":
+        ny = m.structured if m.structured else max(2, int(round(m.height / m.h)))
+        nx = max(2, int(round(ny * m.width / m.height)))
+        per = 4 if m.diagonal == "crossed" else 2
+        return nx * ny * per, f"structured {nx} x {ny} squares, {per} triangles each"
+    if m.kind == "file":
+        try:
+            rec = json.loads(Path(m.file).with_suffix(".json").read_text())
+            return int(rec.get("mesh", {}).get("elements", 0)), "the mesh file's record"
+        except (OSError, ValueError, TypeError, AttributeError):
+            return 0, "unknown"
+    # gmsh: at least the cells of the coarse size h everywhere (h_fine only adds)
+    if m.dim == 2:
+        return int(m.width * m.height / (math.sqrt(3) / 4 * m.h**2)), f"area / (sqrt(3)/4 h^2), h = {m.h:g} m"
+    return (int(m.width * m.height * m.depth * 6 * math.sqrt(2) / m.h**3),
+            f"volume / (h^3 / (6 sqrt 2)), h = {m.h:g} m")
+
+
+def machine_memory() -> int | None:
+    """Physical memory of this machine [bytes] (None if unknown)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def size_problems(cfg: Config, memory: int | None = None) -> list[str]:
+    """Element count and memory against the machine: refused when even a lower
+    bound cannot fit (mesh.h = 1 nm on a 1 mm box, structured: 1000000)."""
+    from meshes.generate import MAX_ELEMENTS
+
+    m, out = cfg.mesh, []
+    cells, how = estimate_cells(cfg)
+    key = "mesh.structured" if (m.kind == "rectangle" and m.structured) else "mesh.h"
+    val = m.structured if key == "mesh.structured" else f"{m.h:g} m"
+    if m.kind not in ("rectangle", "file") and cells > MAX_ELEMENTS:
+        out.append(f"{key} = {val}: at least {cells:.3g} elements ({how}) on a {m.width:g} x {m.height:g} m box; "
+                   f"expected at most {MAX_ELEMENTS:,} (a larger mesh.h)")
+        return out
+    memory = machine_memory() if memory is None else memory
+    if memory and cells * BYTES_PER_CELL_MIN > memory:
+        out.append(f"{key} = {val}: {cells:.3g} cells ({how}) need at least {cells * BYTES_PER_CELL_MIN / 1e9:.3g} GB, "
+                   f"more than this machine's {memory / 1e9:.3g} GB; expected at most "
+                   f"{int(memory / BYTES_PER_CELL_MIN):,} cells (a larger mesh.h or fewer cells per side)")
+        return out
+    if m.kind == "rectangle" and (m.grains or 1) > 1 and memory:
+        need = cells * m.grains * 24.0  # nearest-seed search: a cells x grains distance table
+        if need > memory / 2:
+            out.append(f"mesh.grains = {m.grains} with mesh.kind = 'rectangle': the nearest-seed assignment of "
+                       f"{cells:.3g} cells needs {need / 1e9:.3g} GB; expected fewer grains or kind 'voronoi'")
+    return out
 
 
 def warnings(cfg: Config) -> list[str]:

@@ -7,6 +7,7 @@ for (``build_model``) and hands it to the one time loop (``time.loop``).
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from mpi4py import MPI
 from . import __version__
 from .config import Config, ConfigError, dump_yaml
 from .io.log import get_logger, setup_logging
-from .io.output import ScalarTable, atomic_write_json, atomic_write_text, prepare_directory
+from .io.output import ScalarTable, _agree_io, atomic_write_json, atomic_write_text, prepare_directory
 from .time.stop import Interrupted, check_stop, signals_request_stop  # noqa: F401
 
 EXIT_OK, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -40,8 +41,13 @@ class RunContext:
         self.steps = 0
         self.time = 0.0
         self.extra: dict = {}
+        error = None
         if comm.rank == 0:
-            atomic_write_text(self.outdir / "config.resolved.yaml", dump_yaml(cfg))
+            try:
+                atomic_write_text(self.outdir / "config.resolved.yaml", dump_yaml(cfg))
+            except OSError as exc:
+                error = (exc.errno, exc.strerror or str(exc), exc.filename)
+        _agree_io(comm, error)  # the same OSError on every rank
 
     @contextmanager
     def phase(self, name: str):
@@ -99,11 +105,27 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
         problems = restart_refusal(cfg, outdir / CHECKPOINT_DIR)  # before anything is built or written
         if problems:
             raise ConfigError(problems)
-    ctx = RunContext(cfg, outdir, comm, restart)
+        from .io.checkpoint_store import CheckpointDamaged, CheckpointStore
+
+        try:  # sizes and sha256 against the manifest, on rank 0, verdict broadcast: no rank reads a damaged file
+            CheckpointStore(outdir / "checkpoint", comm).select_for_restart()
+        except CheckpointDamaged as exc:
+            raise ConfigError([str(exc)]) from None
+    import logging
+
+    logging.raiseExceptions = False  # a log line lost to a full disk is no traceback
+    try:
+        ctx = RunContext(cfg, outdir, comm, restart)
+    except OSError as exc:  # a full disk or an I/O error before the first step: nothing to keep but the files
+        if comm.rank == 0:
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"error: run not started: I/O error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
     log = get_logger()
     log.info(f"nacrack {__version__}: run '{cfg.name}' on {comm.size} rank(s) -> {ctx.outdir}")
     code = EXIT_OK
     from petsc4py import PETSc  # noqa: F401  PetscInitialize sets its signal handlers first; ours replace them
+    keep_summary = False
     with signals_request_stop():
         try:
             _run_problem(ctx)
@@ -112,13 +134,28 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
             log.info(f"interrupted by {exc}; state written")
         except SolveError as exc:
             ctx.status, code = "failed", EXIT_FAILED
+            ctx.extra["reason"] = f"solver failure: {exc}"
             log.info(f"solver failure: {exc}")
+        except ConfigError:  # refused before the run started (e.g. a damaged checkpoint): the summary stays
+            keep_summary = True
+            raise
+        except OSError as exc:  # a full disk or an I/O error at a checkpoint or an output write
+            ctx.status, code = "failed", EXIT_FAILED
+            ctx.extra["reason"] = f"I/O error: {exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+            log.info(f"stopped: {ctx.extra['reason']}; the last good checkpoint is kept")
         finally:
             if ctx.status == "running":
                 ctx.status = "failed"
                 code = EXIT_FAILED
-            ctx.write_summary()
+            try:
+                if not keep_summary:
+                    ctx.write_summary()
+            except OSError as exc:  # the previous summary.json stays (atomic write)
+                log.info(f"summary.json not written ({exc.strerror or exc}); the previous one is kept")
             comm.barrier()  # every rank returns after rank 0 has written the files
+            from .petsc_options import drop_unused_defaults
+
+            drop_unused_defaults(cfg.solver.petsc)  # PETSc's exit report: only options the user gave
     log.info(
         f"status {ctx.status}: {ctx.steps} steps, t = {ctx.time:.4e} s, wall {ctx.wall():.1f} s "
         f"({', '.join(f'{k} {v:.1f} s' for k, v in ctx.timers.items())})"

@@ -8,6 +8,7 @@ from .schema import (
     SCHEMA_VERSION,
     Config,
     ConfigError,
+    PathError,
     Schedule,
     apply_overrides,
     dump_yaml,
@@ -16,10 +17,11 @@ from .schema import (
     max_anisotropy_strength,
     read_yaml,
     schedule_value,
+    short,
     validate,
 )
 from .units import UnitError, to_si
 
-__all__ = ["SCHEMA_VERSION", "Config", "ConfigError", "Schedule", "apply_overrides", "dump_yaml",
+__all__ = ["SCHEMA_VERSION", "Config", "ConfigError", "PathError", "short", "Schedule", "apply_overrides", "dump_yaml",
            "interface_stiffness", "load_config", "max_anisotropy_strength", "read_yaml", "schedule_value",
            "validate", "UnitError", "to_si"]

@@ -28,12 +28,25 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from .units import UnitError, to_si
+from .units import UnitError
+from .units import to_si as _units_to_si
+
+MAX_QUANTITY_CHARS = 100  # '300 MPa', '1 mA/cm^2': a longer string is no quantity (and slow to parse)
+
+
+def to_si(value, dimension: str) -> float:
+    """units.to_si with a bound on the string length (pint's parser is slow on huge strings)."""
+    if isinstance(value, str) and len(value) > MAX_QUANTITY_CHARS:
+        raise UnitError(f"expected a {dimension.replace('_', ' ')} such as '300 MPa' or a number; got a string "
+                        f"of {len(value):,} characters")
+    return _units_to_si(value, dimension)
 
 SCHEMA_VERSION = 1
+_NAME_RE = __import__("re").compile(r"[A-Za-z0-9._+=@,-]{1,200}")
 
 
 # --------------------------------------------------------------------------
@@ -72,7 +85,7 @@ Angle = Q("angle")
 class Section(BaseModel):
     """Base for all config sections: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False, allow_inf_nan=False)
 
 
 # A piecewise-linear schedule: [[t0, v0], [t1, v1], ...] (t in s, v in SI
@@ -642,6 +655,16 @@ class Config(Section):
     solver: SolverConfig = Field(default_factory=SolverConfig)
     output: Output = Field(default_factory=Output)
 
+    @field_validator("name")
+    @classmethod
+    def _one_component(cls, v: str) -> str:
+        # the name becomes results/<name>: it must not leave results/ ('../x', '/tmp/x')
+        if not _NAME_RE.fullmatch(v) or v in (".", ".."):
+            raise ValueError("expected a run name that is one path component of letters, digits and . _ - + = @ , "
+                             "(not '.', '..', no '/'), at most 200 characters; it names the directory "
+                             "results/<name>")
+        return v
+
     @model_validator(mode="after")
     def _two_d_only(self):
         if self.electrochemistry.anisotropy_strength > 0.0 and self.mesh.dim == 3:
@@ -709,8 +732,12 @@ class ConfigError(Exception):
     """Bad input. ``problems`` is a list of one-line messages."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        self.problems = [_cut_line(str(p)) for p in problems]
         super().__init__("\n".join(self.problems))
+
+
+class PathError(ConfigError):
+    """A bad path or permission given on the command line or in the config."""
 
 
 def _fields_at(loc: tuple) -> list[str]:
@@ -778,9 +805,15 @@ def _format_errors(exc: ValidationError) -> list[str]:
             elif isinstance(value, dict):
                 msg = f"{key}: {text}"
             else:
-                msg = f"{key} = {value!r}: {text}"
+                msg = f"{key} = {short(value)}: {text}"
         by_key.setdefault(key, []).append((preferred, msg))
     problems = []
+    # a value that fails every branch of a union reports the branches' inner keys too
+    # (voltage: {x: 1} -> voltage.points missing, voltage.x unknown): keep the outer line
+    outer = [k for k in by_key if k != "(top level)"]
+    by_key = {k: v for k, v in by_key.items()
+              if not any(k.startswith(o + ".") and not any(m[1].startswith(f"{o}: unknown key") for m in by_key[o])
+                         for o in outer)}
     for key, msgs in by_key.items():
         if any(m[1].startswith(f"{key}: unknown key") for m in msgs):
             problems.extend(dict.fromkeys(m for _, m in msgs))
@@ -829,20 +862,150 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few kB; refuse anything that is clearly not one
+MAX_YAML_NODES = 100_000  # scalars + collections after alias expansion (an alias bomb stops here)
+MAX_LINE = 300  # a user value is shown cut to this many characters
+
+
+def short(value, limit: int = 80) -> str:
+    """repr(value) cut in the middle to at most ``limit`` characters."""
+    text = repr(value) if not isinstance(value, str) or not value.startswith(("'", '"')) else value
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]} ... {text[-keep:]}"
+
+
+def _cut_line(line: str, limit: int = 2 * MAX_LINE) -> str:
+    """A problem line cut in the middle (keeps the key in front and the expectation at the end)."""
+    if len(line) <= limit:
+        return line
+    keep = (limit - 30) // 2
+    return f"{line[:keep]} ... ({len(line) - 2 * keep} characters cut) ... {line[-keep:]}"
+
+
+def _yaml_loader():
+    """A SafeLoader that refuses duplicate keys (naming both lines)."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = loader.construct_object(key_node)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: PyYAML reports it below
+                    continue
+                if first is not None:
+                    raise _DuplicateKey(key, first + 1, key_node.start_mark.line + 1)
+                seen[key] = key_node.start_mark.line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, lambda l, n: _mapping(l, n))
+
+    def _mapping(loader, node):
+        data: dict = {}
+        yield data
+        data.update(construct_mapping(loader, node))
+
+    return Loader
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, first: int, second: int):
+        self.key, self.first, self.second = key, first, second
+
+
+def _expanded_size(root) -> int:
+    """Nodes of the composed YAML tree with every alias expanded (memoised, so
+    the count itself is cheap); raises ValueError on a recursive alias or above
+    MAX_YAML_NODES."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node) -> int:
+        k = id(node)
+        if k in memo:
+            return memo[k]
+        if k in active:
+            raise ValueError("a recursive alias (an anchor used inside itself)")
+        active.add(k)
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n += sum(size(a) + size(b) for a, b in node.value)
+        active.discard(k)
+        memo[k] = n
+        if n > MAX_YAML_NODES:
+            raise ValueError(f"more than {MAX_YAML_NODES:,} values once its aliases (*name) are expanded")
+        return n
+
+    return size(root)
+
+
 def read_yaml(path: str | Path) -> dict:
+    """Read a config file: a UTF-8 YAML mapping, no duplicate keys, bounded size."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError([f"config file {str(path)!r}: not found (expected a YAML file)"])
+    where = f"config file {str(path)!r}"
+    if path.is_dir():
+        raise PathError([f"{where}: is a directory (expected a YAML file)"])
+    if not path.exists():
+        raise PathError([f"{where}: not found (expected a YAML file)"])
     try:
-        data = yaml.safe_load(path.read_text())
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except PermissionError:
+        raise PathError([f"{where}: not readable (permission denied; expected a readable YAML file)"]) from None
+    except OSError as exc:
+        raise PathError([f"{where}: cannot be read ({exc.strerror or exc}; expected a YAML file)"]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{where}: larger than {MAX_CONFIG_BYTES:,} bytes (expected a YAML config of a few kB)"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{where}: not UTF-8 text: byte {exc.start} (line {line}) is 0x{raw[exc.start]:02x} "
+                           "(expected a UTF-8 encoded YAML file)"]) from None
+    text = text.removeprefix("\ufeff")
+    loader = _yaml_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            try:
+                _expanded_size(node)
+            except ValueError as exc:
+                raise ConfigError([f"{where}: refused: {exc} (expected a config without an alias bomb)"]) from None
+            data = loader.construct_document(node)
+        else:
+            data = None
+    except _DuplicateKey as exc:
+        raise ConfigError([f"{where}: duplicate key {short(exc.key, 60)} at lines {exc.first} and {exc.second} "
+                           "(expected each key once per section)"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"config file {str(path)!r}: not valid YAML{where} ({getattr(exc, 'problem', exc)})"]) from None
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{where}: not valid YAML{at} ({short(str(problem), 160)})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{where}: nested too deeply (expected sections a few levels deep)"]) from None
+    finally:
+        loader.dispose()
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"config file {str(path)!r}: expected a mapping of sections at the top level, got {type(data).__name__}"])
+        raise ConfigError([f"{where}: expected a mapping of sections at the top level, got {type(data).__name__}"])
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError([f"{where}: top-level key {short(bad[0], 60)} is not a name (expected section names "
+                           "such as mesh, materials, loading)"])
     return data
 
 
@@ -857,7 +1020,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Read, override and validate a config. Raises ConfigError listing every problem."""
     data = read_yaml(path) if path is not None else (raw or {})
     if path is not None and "name" not in data:
-        data = {**data, "name": Path(path).stem}
+        stem = __import__("re").sub(r"[^A-Za-z0-9._+=@,-]", "_", Path(path).stem)[:200].strip(".") or "run"
+        data = {**data, "name": stem}
     data = apply_overrides(data, overrides or [])
     return validate(data)
 

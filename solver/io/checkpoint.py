@@ -1,22 +1,21 @@
 """Checkpoints: when to write one, whether a config may restart from one.
 
-A checkpoint directory holds ``step_NNNNNNN.bp`` (adios4dolfinx, on the
-input mesh ordering, so a restart may use another number of ranks) and
-``state.json`` (written atomically last), which names the current file and
-holds the step, time, dt, the physics of the config and each field
-problem's own scalars.
+A checkpoint directory holds ``step_N.<token>.bp`` directories (adios4dolfinx,
+on the input mesh ordering, so a restart may use another number of ranks),
+each with a manifest of sizes and sha256 (io/checkpoint_store.py), and
+``state.json`` (written atomically last), which names the current and the
+previous good file and holds the step, time, dt, the physics of the config
+and each field problem's own scalars.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from mpi4py import MPI
 
 from ..config import Config, ConfigError
-from .output import atomic_write_json
 
 CHECKPOINT_DIR = "checkpoint"
 CHECKPOINT_STATE = "state.json"
@@ -76,29 +75,25 @@ def checkpoint_due(step: int, wall_since_last_s: float, output, comm: MPI.Comm) 
 
 def write_checkpoint(model, directory: Path, cfg: Config, step: int, t: float, dt: float, extra: dict) -> None:
     """The committed state of ``model`` (a coupling.protocol.Model): its
-    checkpoint functions (adios4dolfinx, input-mesh ordering), then state.json
-    (atomic), which names the current file; older files are removed."""
+    checkpoint functions (adios4dolfinx, input-mesh ordering) in a new
+    directory, made current by :class:`CheckpointStore` (manifest of sizes and
+    sha256, atomic state.json, the previous good checkpoint kept)."""
     import adios4dolfinx
 
+    from .checkpoint_store import CheckpointStore
+
     comm = model.domain.comm
-    directory = Path(directory)
-    name = f"step_{step:07d}.bp"
-    path = directory / name
-    if comm.rank == 0 and path.exists():
-        shutil.rmtree(path)
-    comm.barrier()
+    store = CheckpointStore(directory, comm)
+    funcs = model.checkpoint_functions()
+    estimate = 16 * (sum(f.function_space.dofmap.index_map.size_global * f.function_space.dofmap.index_map_bs
+                         for f in funcs.values()) + model.domain.mesh.geometry.index_map().size_global * 3)
+    path = store.begin(step, estimate)  # a full disk stops every rank here, before any collective write
     adios4dolfinx.write_mesh_input_order(path, model.domain.mesh)
-    for key, f in model.checkpoint_functions().items():
+    for key, f in funcs.items():
         adios4dolfinx.write_function_on_input_mesh(path, f, time=0.0, name=key)
-    comm.barrier()
-    if comm.rank == 0:
-        state = {"file": name, "step": step, "time_s": t, "dt_s": dt, **model.checkpoint_state(),
-                 "physics_hash": cfg.physics_hash(), "physics": cfg.physics_dict(), "ranks": comm.size, **extra}
-        atomic_write_json(directory / CHECKPOINT_STATE, state)
-        for old in directory.glob("step_*.bp"):
-            if old.name != name:
-                shutil.rmtree(old, ignore_errors=True)
-    comm.barrier()
+    store.commit(path, {"step": step, "time_s": t, "dt_s": dt, **model.checkpoint_state(),
+                        "physics_hash": cfg.physics_hash(), "physics": cfg.physics_dict(), "ranks": comm.size,
+                        **extra})
 
 
 def read_checkpoint(model, directory: Path, cfg: Config) -> dict:
@@ -110,7 +105,13 @@ def read_checkpoint(model, directory: Path, cfg: Config) -> dict:
     problems = restart_refusal(cfg, directory)
     if problems:
         raise ConfigError(problems)
-    state = json.loads((directory / CHECKPOINT_STATE).read_text())
+    from .checkpoint_store import CheckpointDamaged, CheckpointStore
+    from .log import get_logger
+
+    try:  # sizes and sha256 verified on rank 0, verdict broadcast, before any collective read
+        state = CheckpointStore(directory, model.domain.comm).select_for_restart(get_logger())
+    except CheckpointDamaged as exc:
+        raise ConfigError([str(exc)]) from None
     path = directory / state["file"]
     for key, f in model.checkpoint_functions().items():
         adios4dolfinx.read_function(path, f, time=0.0, name=key)
