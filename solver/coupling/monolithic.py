@@ -103,9 +103,11 @@ class MonolithicCoupling:
         self.newton = BlockNewton(
             [F_u, F_w], [mech.u, ec.u], [mech.bcs, ec.bcs], "coupled_", self.comm, COUPLED_KSP_DEFAULTS,
             overrides=overrides, splits=("mechanics", "electrochemistry"), near_nullspaces={0: mech.nullspace},
-            border=border, rtol=nw.rtol, max_iterations=nw.max_iterations, forcing=nw.forcing,
+            border=border, rtol=nw.coupled_rtol, max_iterations=nw.max_iterations, forcing=nw.forcing,
             eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner,
-            on_iteration=lambda: check_stop(self.comm))  # a stop request abandons the step under way
+            on_iteration=lambda: check_stop(self.comm),  # a stop request abandons the step under way
+            lag_jacobian=nw.lag_jacobian)
+        ec.extrapolate = nw.extrapolate
         self.rtol_u = min(cfg.solver.stagger.tol_u, mech.newton_rtol * 100.0)
 
     def solve_coupled(self, t: float, dt: float):
@@ -119,8 +121,10 @@ class MonolithicCoupling:
         if ec.galvanostatic:
             self._I_target = ec.galvanostatic_target(t)
         with cs.ctx.phase("coupled"):
-            st = self.newton.solve(scales=[self._mechanics_scale, None], rtols=[self.rtol_u, self.newton.rtol],
+            st = self.newton.solve(scales=[self._mechanics_scale, self._ec_scale], rtols=[self.rtol_u, self.cfg.solver.newton.coupled_rtol],
                                    update_test=[False, True])
+        if self._ec_scale is None:  # the step's first residual judges every pass of the step
+            self._ec_scale = st.first_residuals[1]
         return st
 
     def _mechanics_scale(self) -> float:
@@ -140,6 +144,7 @@ class MonolithicCoupling:
         newton = krylov = solves = sens = 0
         ec.begin_step(t - dt, dt)
         self.newton.sensitivity_valid = False  # dU/dV of this step: solved once, reused by every pass
+        self._ec_scale = None
         converged, k, dd = False, 0, 0.0
         for k in range(1, st.max_iterations + 1):
             if k > 1:

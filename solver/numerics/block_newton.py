@@ -45,6 +45,10 @@ Krylov tolerance, a relative reduction of the whole residual, means the same
 for every block whatever its units (mechanics in MPa um, electrochemistry in
 um^2/s); use it with right preconditioning and the unpreconditioned norm.
 
+Jacobian lagging (``lag_jacobian`` = q > 0): after an iteration that reduced
+the merit by at least the factor q, the next one reuses J (a chord step: the
+residual is new, the operator is not); a slower iteration assembles J again.
+
 Line search: full step first, then halving (up to 1/32) until the merit
 sum_i (|F_i| / scale_i)^2 does not grow.
 """
@@ -96,7 +100,9 @@ class NewtonStats:
     sensitivity_solves: int = 0
     pc_setups: int = 0
     direct_solves: int = 0
+    jacobians: int = 0
     residuals: list = field(default_factory=list)
+    first_residuals: list = field(default_factory=list)
 
 
 class BlockNewton:
@@ -111,7 +117,8 @@ class BlockNewton:
                  near_nullspaces: dict | None = None, border: Border | None = None, rtol: float = 1e-8,
                  max_iterations: int = 25, forcing: str = "eisenstat_walker", eta_max: float = 1e-2,
                  eta_min: float = 1e-10, reuse_preconditioner: bool = True, reuse_growth: float = 3.0,
-                 reuse_min_its: int = 30, name: str = "coupled", on_iteration: Callable[[], None] | None = None):
+                 reuse_min_its: int = 30, name: str = "coupled", on_iteration: Callable[[], None] | None = None,
+                 lag_jacobian: float = 0.0):
         self.n = len(U)
         self.U, self.comm, self.prefix, self.name = list(U), comm, prefix, name
         self.bcs = [list(b) for b in bcs]
@@ -124,6 +131,7 @@ class BlockNewton:
         self.reuse, self.reuse_growth, self.reuse_min_its = reuse_preconditioner, reuse_growth, reuse_min_its
         self.near_nullspaces = near_nullspaces or {}
         self.on_iteration = on_iteration  # called before every iteration after the first (e.g. a stop check)
+        self.lag_jacobian = lag_jacobian  # keep J while the merit falls by at least this factor per iteration
         # block matrices (created from the sparsity of each block form; an
         # off-diagonal block whose form is empty still gets its pattern)
         self.A = [[fem_petsc.create_matrix(self.J[i][j]) if self.J[i][j] is not None else None
@@ -326,6 +334,7 @@ class BlockNewton:
         if not all(np.isfinite(r)):
             raise SolveError(f"{self.name} Newton: residual is not finite")
         first = [max(ri, 1e-300) for ri in r]
+        st.first_residuals = list(r)
 
         def current_scales():
             out = []
@@ -348,12 +357,15 @@ class BlockNewton:
         bd = self.border
         eta = None if self.forcing == "options" else self.eta_max
         dV_prev = None
+        last_ratio = None
         m_prev = None
         for it in range(1, self.max_it + 1):
             if it > 1 and self.on_iteration is not None:
                 self.on_iteration()
-            self.weights = [1.0 / si for si in sc]
-            self.assemble_jacobian()
+            if it == 1 or last_ratio is None or last_ratio > self.lag_jacobian:
+                self.weights = [1.0 / si for si in sc]
+                self.assemble_jacobian()
+                st.jacobians += 1
             self._scale_rhs(self.b)
             m = merit(r)
             eta = self._eta(it, m, m_prev, eta)
@@ -399,6 +411,7 @@ class BlockNewton:
                     break
                 lam *= 0.5
             m_prev, r = m, r_new
+            last_ratio = merit(r) / m if m > 0.0 else 0.0
             sc = current_scales()  # a load scale that moves with the state (the deposit's eigenstrain)
             st.iterations = it
             if _DEBUG and self.comm.rank == 0:
@@ -424,6 +437,7 @@ class BlockNewton:
         t.sensitivity_solves += st.sensitivity_solves
         t.pc_setups += st.pc_setups
         t.direct_solves += st.direct_solves
+        t.jacobians += st.jacobians
         return st
 
 
