@@ -500,6 +500,7 @@ class ElectrochemistryProblem:
         """Newton (bordered when galvanostatic). Returns (newton its, krylov its)."""
         if self.newton is None:
             self.newton = self._build_newton()
+        self.newton.max_it, self.newton.rtol = self.max_it, self.rtol  # may be changed after construction
         if self.galvanostatic:
             self._I_target = self.galvanostatic_target(t_new)
         self.newton.sensitivity_valid = False  # solved again at every iteration (lag_sensitivity False)
