@@ -12,6 +12,8 @@ prints per level and scheme:
   coupled, mechanics, electrochemistry, fracture),
   seconds per step in assembly / linear solves / other
   (the PETSc event nacrackAssembly, KSPSolve, and the rest of the step),
+  and CPU seconds per step (user + system of the slowest rank: on a shared
+  machine a fairer measure of the work than wall time),
 
 then the growth exponent a of the cost per step, s/step ~ DOFs^a, fitted over
 the three sizes. Run on 1 or 2 ranks:
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import resource
 import shutil
 from pathlib import Path
 
@@ -71,7 +74,12 @@ def one_run(config: str, coupling: str, scale: float, steps: int, comm) -> dict:
         shutil.rmtree(out, ignore_errors=True)
     comm.barrier()
     ksp0, asm0 = _perf("KSPSolve"), _perf("nacrackAssembly")
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
     run(cfg, out, comm=comm)
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    # CPU seconds of this rank (user + system): on a shared, loaded machine a
+    # fairer measure of the work than wall time; the slowest rank's
+    cpu = comm.allreduce((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime), op=MPI.MAX)
     ksp, asm = _diff(_perf("KSPSolve"), ksp0), _diff(_perf("nacrackAssembly"), asm0)
     # MPI: the slowest rank's times
     ksp = {k: (c, comm.allreduce(t, op=MPI.MAX)) for k, (c, t) in ksp.items()}
@@ -98,6 +106,7 @@ def one_run(config: str, coupling: str, scale: float, steps: int, comm) -> dict:
         "solves": {k: c / n for k, (c, _) in ksp.items() if k in ("coupled", "mechanics", "electrochemistry", "fracture")},
         "s_step": step_wall / n, "assembly": asm_t / n, "solve": solve_t / n,
         "other": max(0.0, step_wall - asm_t - solve_t) / n,
+        "cpu_step": cpu / n,
     }
 
 
@@ -115,18 +124,21 @@ def main():
         return
     print(f"\n{Path(args.config).name}, {comm.size} rank(s), {args.steps} steps per run")
     print(f"{'coupling':>10} {'DOFs':>7} {'steps':>5} {'t [s]':>8} {'coup/st':>7} {'newt/st':>7} {'ksp/st':>7} "
-          f"{'solves/st coup|mech|ec|frac':>28} {'s/step':>7} {'asm':>6} {'solve':>6} {'other':>6}")
+          f"{'solves/st coup|mech|ec|frac':>28} {'s/step':>7} {'asm':>6} {'solve':>6} {'other':>6} {'cpu/st':>7}")
     for r in rows:
         sv = r["solves"]
         solves = "|".join(f"{sv.get(k, 0):.1f}" for k in ("coupled", "mechanics", "electrochemistry", "fracture"))
         print(f"{r['coupling']:>10} {r['dofs']:>7d} {r['steps']:>5d} {r['t_end']:>8.3g} {r['coupled_median']:>7.1f} "
               f"{r['newton']:>7.1f} {r['krylov']:>7.0f} {solves:>28} {r['s_step']:>7.2f} {r['assembly']:>6.2f} "
-              f"{r['solve']:>6.2f} {r['other']:>6.2f}")
+              f"{r['solve']:>6.2f} {r['other']:>6.2f} {r['cpu_step']:>7.2f}")
     for c in args.coupling:
         sel = [r for r in rows if r["coupling"] == c and r["steps"]]
         if len(sel) >= 2:
-            a = np.polyfit(np.log([r["dofs"] for r in sel]), np.log([r["s_step"] for r in sel]), 1)[0]
-            print(f"{c}: cost per step ~ DOFs^{a:.2f} over {sel[0]['dofs']} -> {sel[-1]['dofs']} DOFs")
+            x = np.log([r["dofs"] for r in sel])
+            a = np.polyfit(x, np.log([r["s_step"] for r in sel]), 1)[0]
+            b = np.polyfit(x, np.log([r["cpu_step"] for r in sel]), 1)[0]
+            print(f"{c}: cost per step ~ DOFs^{a:.2f} (wall), DOFs^{b:.2f} (CPU) over {sel[0]['dofs']} -> "
+                  f"{sel[-1]['dofs']} DOFs")
 
 
 if __name__ == "__main__":
