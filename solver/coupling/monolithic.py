@@ -30,6 +30,11 @@ than ``stagger.tol_d``, the coupled Newton is solved again with the new d
 (warm start); the step has converged when a pass leaves d unchanged to
 tol_d. Coupled iterations per step = these passes (1 when no crack moves).
 
+A coupled Newton that fails (no convergence, a non-finite residual) does not
+cut dt at once: ``CoupledSolver.step`` retries the step with the staggered
+scheme (logged, column ``staggered_fallback``), and only if that fails too is
+dt cut.
+
 Both schemes evaluate the pressure the kinetics see at the quadrature points
 of the electrochemistry residual (the staggered scheme through a quadrature
 Function, ``CoupledSolver.p_q``), so they solve the same discrete equations
@@ -182,7 +187,7 @@ class MonolithicCoupling:
             problems.append(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
                             f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
         info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
-                "coupled_solves": solves, "problems": problems, "converged": converged}
+                "coupled_solves": solves, "staggered_fallback": 0, "problems": problems, "converged": converged}
         if ec.galvanostatic:
             info["voltage_sensitivity_solves"] = sens
         if cs.frac is not None:

@@ -43,6 +43,7 @@ from .. import scales
 from ..config import ConfigError
 from ..io.log import get_logger
 from ..physics.phases import make_damage_function
+from ..numerics.linalg import SolveError
 from ..time.stop import check_stop
 
 def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
@@ -153,6 +154,7 @@ class CoupledSolver:
         self.charge = 0.0
         self.fracture_subiterations = 0
         self.monolithic = None
+        self.staggered_fallbacks = 0
         if cfg.solver.coupling == "monolithic" and self.ec is not None and self.mech is not None:
             from .monolithic import MonolithicCoupling
 
@@ -206,7 +208,21 @@ class CoupledSolver:
     def step(self, t: float, dt: float) -> dict:
         """The step ending at time t [s]: one monolithic Newton per pass, or staggered iterations."""
         if self.monolithic is not None:
-            return self.monolithic.step(t, dt)
+            try:
+                return self.monolithic.step(t, dt)
+            except SolveError as exc:
+                # the reference scheme takes the step before dt is cut (logged, counted)
+                self.restore_state()
+                self.staggered_fallbacks += 1
+                self.log.info(f"coupled Newton failed at t = {t:.4e} s ({exc}); the step is retried with the "
+                              f"staggered scheme ({self.staggered_fallbacks} time(s) so far)")
+                info = self._staggered_step(t, dt)
+                info["staggered_fallback"] = 1
+                return info
+        return self._staggered_step(t, dt)
+
+    def _staggered_step(self, t: float, dt: float) -> dict:
+        """Staggered iterations (M, E, F) for the step ending at time t [s]."""
         cfg, ctx = self.cfg, self.ctx
         st = cfg.solver.stagger
         n_fields = len(self.problems())
