@@ -10,10 +10,11 @@ PYTEST = python3 -m pytest -q -p no:cacheprovider
 env:            ## build (once) and check the environment
 	$(ENVRUN) python3 -c "import dolfinx, gmsh, pyvista; print('DOLFINx', dolfinx.__version__, '| gmsh', gmsh.__version__, '| pyvista', pyvista.__version__)"
 
-demo:           ## mesh + run configs/demo.yaml on 2 ranks into results/demo, then report
+demo:           ## mesh + run configs/demo.yaml on 2 ranks into results/demo, then report (figures + animation)
 	$(ENVRUN) python3 -m solver mesh configs/demo.yaml -o results/demo
 	$(ENVRUN) mpirun -n 2 python3 -m solver run configs/demo.yaml -o results/demo
 	$(ENVRUN) python3 -m solver report results/demo
+	@echo "demo: report in results/demo/report.txt; animation results/demo/figures/animation.gif; fields results/demo/fields.xdmf"
 
 test: test-serial test-mpi  ## the whole suite: serial, then MPI-marked tests on 2 ranks
 

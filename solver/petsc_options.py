@@ -27,7 +27,7 @@ ALWAYS_ACCEPTED = ("ksp_view", "ksp_monitor", "ksp_converged_reason", "ksp_error
                    "ksp_monitor_true_residual", "pc_view", "options_left", "log_view", "info")
 CHECK_PREFIX = "nacrackcheck_"
 # block sizes of the sub-solvers' matrices (2D; 3D mechanics has 3, checked with the 2D size)
-BLOCK_SIZE = {"potential": 1, "mechanics": 2, "electrochemistry": 3, "fracture": 1}
+BLOCK_SIZE = {"potential": 1, "mechanics": 2, "electrochemistry": 3, "fracture": 1, "coupled": "coupled"}
 
 
 def _petsc_lib():
@@ -70,6 +70,10 @@ def defaults_for(name: str) -> dict:
         from .physics.mechanics import MECHANICS_PETSC
 
         return dict(MECHANICS_PETSC)
+    if name == "coupled":
+        from .coupling.monolithic import COUPLED_KSP_DEFAULTS
+
+        return dict(COUPLED_KSP_DEFAULTS)
     from .numerics.linalg import SPD_DEFAULTS
 
     return dict(SPD_DEFAULTS)
@@ -110,11 +114,20 @@ def _trial(prefix: str, options: dict, bs: int) -> list[str]:
 
     opts = PETSc.Options()
     _set(opts, prefix, options)
-    A = _matrix(bs)
+    blocks = None
+    if bs == "coupled":  # the monolithic system: a MatNest with the mechanics and electrochemistry splits
+        blocks = [_matrix(2), _matrix(3)]
+        A = PETSc.Mat().createNest([[blocks[0], None], [None, blocks[1]]], comm=PETSc.COMM_SELF)
+    else:
+        A = _matrix(bs)
     ksp = PETSc.KSP().create(PETSc.COMM_SELF)
     try:
         ksp.setOptionsPrefix(prefix)
         ksp.setOperators(A)
+        if blocks is not None:
+            ksp.getPC().setType("fieldsplit")
+            isets = A.getNestISs()[0]
+            ksp.getPC().setFieldSplitIS(("mechanics", isets[0]), ("electrochemistry", isets[1]))
         ksp.setFromOptions()
         b, x = A.createVecs()
         b.set(1.0)
@@ -127,6 +140,8 @@ def _trial(prefix: str, options: dict, bs: int) -> list[str]:
     finally:
         ksp.destroy()
         A.destroy()
+        for B in blocks or ():
+            B.destroy()
         for key in list(opts.getAll()):
             if key.startswith(prefix):
                 opts.delValue(key)
@@ -148,7 +163,7 @@ def check_petsc_options(petsc: dict, dim: int = 2) -> list[str]:
         if main:
             trials.append(("", {**defaults_for(name), **main}, main))
         if fallback:
-            from .linalg import DIRECT_OPTIONS
+            from .numerics.linalg import DIRECT_OPTIONS
 
             trials.append(("fallback_", {**DIRECT_OPTIONS, **fallback}, fallback))
         for sub, options, user in trials:
@@ -170,7 +185,7 @@ def check_petsc_options(petsc: dict, dim: int = 2) -> list[str]:
     return problems
 
 
-PREFIXES = ("potential_", "mechanics_", "electrochemistry_", "fracture_")
+PREFIXES = ("potential_", "mechanics_", "electrochemistry_", "fracture_", "coupled_")
 
 
 def drop_unused_defaults(petsc: dict | None) -> list[str]:

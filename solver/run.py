@@ -21,7 +21,7 @@ from .io.output import ScalarTable, _agree_io, atomic_write_json, atomic_write_t
 from .time.stop import Interrupted, check_stop, signals_request_stop  # noqa: F401
 
 EXIT_OK, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
-PHASES = ("mesh", "mechanics", "electrochemistry", "fracture", "output")
+PHASES = ("mesh", "mechanics", "electrochemistry", "coupled", "fracture", "output")
 
 
 class RunContext:
@@ -51,10 +51,17 @@ class RunContext:
 
     @contextmanager
     def phase(self, name: str):
+        """Charge the wall-clock time of the block to phase ``name``; the block
+        is also a PETSc log stage of that name (-log_view, benchmarks)."""
+        from petsc4py import PETSc
+
+        stage = PETSc.Log.Stage(name)
         start = time.perf_counter()
+        stage.push()
         try:
             yield
         finally:
+            stage.pop()
             self.timers[name] += time.perf_counter() - start
 
     def wall(self) -> float:

@@ -125,7 +125,7 @@ def test_aitken_relaxation_converges_the_stress_kinetics_feedback(comm, shared_t
     from solver.run import run
 
     path = ROOT / "configs" / "verification" / "c4_damaged_domain.yaml"
-    common = ["time.t_end=120 s", "solver.stagger.on_max_iterations=accept"]
+    common = ["time.t_end=120 s", "solver.stagger.on_max_iterations=accept", "solver.coupling=staggered"]
     stats = {}
     for name, extra in (("plain", ["solver.stagger.relaxation=1", "solver.stagger.relaxation_method=fixed"]),
                         ("aitken", [])):
@@ -246,7 +246,7 @@ def test_restart_refuses_changed_physics(comm, shared_tmp):
         run(_cfg(["fracture.length_scale=0.6 um"]), shared_tmp, comm=comm, restart=True)
     assert "fracture.length_scale: " in str(info.value) and "-> 6e-07" in str(info.value)
     # refused before anything is built or written: the run's summary is untouched
-    assert json.loads((shared_tmp / "summary.json").read_text())["status"] == "completed"
+    assert json.loads((shared_tmp / "summary.json").read_text())["status"] == "max_steps"
 
 
 @pytest.mark.mpi
@@ -429,7 +429,7 @@ def test_signal_on_one_rank_stops_all_at_a_completed_step(comm, shared_tmp, monk
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     # after the commit, step 3 is complete; at its start, the stop comes at its
-    # second staggered iteration (it takes 4 here), so step 3 is abandoned
+    # second Newton iteration (it takes 3 here), so step 3 is abandoned
     assert steps[-1] == {"after_commit": 3, "before_step": 2}[moment]
     assert steps == list(range(1, steps[-1] + 1))
     assert state["step"] == summary["steps"] == steps[-1]

@@ -43,6 +43,7 @@ from .. import scales
 from ..config import ConfigError
 from ..io.log import get_logger
 from ..physics.phases import make_damage_function
+from ..numerics.linalg import SolveError
 from ..time.stop import check_stop
 
 def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
@@ -120,11 +121,17 @@ class CoupledSolver:
         # the partition)
         Q0 = fem.functionspace(msh, ("DG", 0))
         self.p = fem.Function(Q0, name="hydrostatic_pressure_MPa")
+        # the same pressure at the quadrature points of the electrochemistry
+        # residual: what the stress-coupled kinetics see (and the staggered
+        # relaxation acts on)
+        from ..physics.electrochemistry import pressure_space
+
+        self.p_q = fem.Function(pressure_space(msh), name="coupling_pressure_MPa")
         self.ec = self.mech = self.frac = None
         if cfg.electrochemistry.enabled:
             from ..physics.electrochemistry import ElectrochemistryProblem
 
-            self.ec = ElectrochemistryProblem(self.domain, cfg, pressure=self.p, d=self.d)
+            self.ec = ElectrochemistryProblem(self.domain, cfg, pressure=self.p_q, d=self.d, pressure_report=self.p)
             self._copy_xi()
         if cfg.mechanics.enabled:
             from ..physics.mechanics import MechanicsProblem
@@ -134,6 +141,7 @@ class CoupledSolver:
             p_ufl = (self.mech.interface_pressure(ec.interface_width / scales.LENGTH)
                      if ec.coupling_pressure == "normal" else self.mech.pressure())
             self._p_expr = fem.Expression(p_ufl, Q0.element.interpolation_points())
+            self._p_q_expr = fem.Expression(p_ufl, self.p_q.function_space.element.interpolation_points())
         if cfg.fracture.enabled:
             if self.mech is None:
                 raise ConfigError(["fracture.enabled = true: needs mechanics.enabled = true (stress drives fracture)"])
@@ -145,6 +153,12 @@ class CoupledSolver:
             raise ConfigError(["electrochemistry.enabled and mechanics.enabled are both false: nothing to solve"])
         self.charge = 0.0
         self.fracture_subiterations = 0
+        self.monolithic = None
+        self.staggered_fallbacks = 0
+        if cfg.solver.coupling == "monolithic" and self.ec is not None and self.mech is not None:
+            from .monolithic import MonolithicCoupling
+
+            self.monolithic = MonolithicCoupling(self)
 
     solve_phase = None  # step() charges mechanics, electrochemistry and fracture itself
 
@@ -161,6 +175,8 @@ class CoupledSolver:
     def _update_pressure(self):
         self.p.interpolate(self._p_expr)
         self.p.x.scatter_forward()
+        self.p_q.interpolate(self._p_q_expr)
+        self.p_q.x.scatter_forward()
 
     def dofs(self) -> int:
         return sum(self.dofs_by_field().values())
@@ -179,24 +195,40 @@ class CoupledSolver:
     def save_state(self):
         for p in self.problems():
             p.save_state()
-        self._saved = (self.xi.x.array.copy(), self.d.x.array.copy(), self.p.x.array.copy())
+        self._saved = (self.xi.x.array.copy(), self.d.x.array.copy(), self.p.x.array.copy(), self.p_q.x.array.copy())
 
     def restore_state(self):
         for p in self.problems():
             p.restore_state()
-        for f, a in zip((self.xi, self.d, self.p), self._saved):
+        for f, a in zip((self.xi, self.d, self.p, self.p_q), self._saved):
             f.x.array[:] = a
             f.x.scatter_forward()
 
     # -- one step ----------------------------------------------------------
     def step(self, t: float, dt: float) -> dict:
-        """Staggered iterations for the step ending at time t [s]."""
+        """The step ending at time t [s]: one monolithic Newton per pass, or staggered iterations."""
+        if self.monolithic is not None:
+            try:
+                return self.monolithic.step(t, dt)
+            except SolveError as exc:
+                # the reference scheme takes the step before dt is cut (logged, counted)
+                self.restore_state()
+                self.staggered_fallbacks += 1
+                self.log.info(f"coupled Newton failed at t = {t:.4e} s ({exc}); the step is retried with the "
+                              f"staggered scheme ({self.staggered_fallbacks} time(s) so far)")
+                info = self._staggered_step(t, dt)
+                info["staggered_fallback"] = 1
+                return info
+        return self._staggered_step(t, dt)
+
+    def _staggered_step(self, t: float, dt: float) -> dict:
+        """Staggered iterations (M, E, F) for the step ending at time t [s]."""
         cfg, ctx = self.cfg, self.ctx
         st = cfg.solver.stagger
         n_fields = len(self.problems())
         newton = krylov = 0
         self.fracture_subiterations = 0
-        relax = PressureRelaxation(self.p, st.relaxation, st.relaxation_method, self.comm)
+        relax = PressureRelaxation(self.p_q, st.relaxation, st.relaxation_method, self.comm)
         xi0, d0 = self.xi.x.array.copy(), self.d.x.array.copy()
         converged, k = False, 0
         for k in range(1, st.max_iterations + 1):

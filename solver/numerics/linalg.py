@@ -12,6 +12,8 @@ the YAML config, e.g.::
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from petsc4py import PETSc
 
@@ -43,6 +45,20 @@ def direct_ksp(prefix: str, comm) -> PETSc.KSP:
     ksp.setOptionsPrefix(prefix)
     ksp.setFromOptions()
     return ksp
+
+
+ASSEMBLY_EVENT = PETSc.Log.Event("nacrackAssembly")  # every matrix/vector assembly of the solvers
+
+
+@contextmanager
+def assembly():
+    """Time a block of finite-element assembly as the PETSc log event
+    ``nacrackAssembly`` (per log stage: -log_view, benchmarks/coupled.py)."""
+    ASSEMBLY_EVENT.begin()
+    try:
+        yield
+    finally:
+        ASSEMBLY_EVENT.end()
 
 
 class SolveError(RuntimeError):
@@ -105,6 +121,10 @@ class LinearSolver:
         self._retry_in = 0
 
     def assemble(self):
+        with assembly():
+            self._assemble()
+
+    def _assemble(self):
         if not (self.constant_matrix and self._assembled):
             self.A.zeroEntries()
             fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs)

@@ -123,11 +123,25 @@ from .. import scales
 from ..config import schedule_value
 from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from .initial_na import initial_xi
-from ..numerics.linalg import SolveError, direct_ksp, set_options
+from ..numerics.block_newton import BlockNewton, Border
+from ..numerics.linalg import SolveError
 from .parameters import bv_bracket
 from .phases import h_interp, h_prime
 
 XI, CONC, POT = 0, 1, 2
+# Quadrature degree of the residual (h'(xi) B(eta) is a degree-4 polynomial in a P1 xi
+# times the exponentials); the coupling pressure is evaluated at these points.
+QUADRATURE_DEGREE = 4
+
+
+def pressure_space(msh):
+    """The space of the coupling pressure the kinetics see: values at the
+    quadrature points of the electrochemistry residual (both coupling schemes
+    evaluate the stress there, so they solve the same discrete equations)."""
+    import basix.ufl
+
+    qe = basix.ufl.quadrature_element(msh.topology.cell_name(), value_shape=(), degree=QUADRATURE_DEGREE)
+    return fem.functionspace(msh, qe)
 _OPTIONS_SET: set[str] = set()
 _DEBUG = bool(__import__("os").environ.get("NACRACK_EC_DEBUG"))
 
@@ -263,7 +277,8 @@ class ElectrochemistryProblem:
     ``restore_state`` snapshot everything (committed and pending).
     """
 
-    def __init__(self, domain: Domain, cfg, pressure: fem.Function | None = None, d: fem.Function | None = None):
+    def __init__(self, domain: Domain, cfg, pressure: fem.Function | None = None, d: fem.Function | None = None,
+                 pressure_report: fem.Function | None = None):
         ec = cfg.electrochemistry
         if ec.anisotropy_strength > 0.0 and domain.mesh.topology.dim != 2:
             raise ValueError("electrochemistry.anisotropy_strength > 0 is implemented in 2D only; expected 0 in 3D")
@@ -292,6 +307,8 @@ class ElectrochemistryProblem:
         self.voltage = fem.Constant(msh, PETSc.ScalarType(0.0))  # scaled by V_T
         zero = fem.Constant(msh, PETSc.ScalarType(0.0))
         self.pressure = pressure if pressure is not None else zero
+        # the pressure field reported by max_pressure (DG0/P1; the form's may live on quadrature points)
+        self.pressure_report = pressure_report if pressure_report is not None else self.pressure
         self.damage = d if d is not None else zero
 
         # ---------------- weak form ----------------
@@ -299,7 +316,7 @@ class ElectrochemistryProblem:
         xi_n, c_n = self.u_n[XI], self.u_n[CONC]
         v = ufl.TestFunction(self.W)
         vx, vc, vp = v[XI], v[CONC], v[POT]
-        dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 4})
+        dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": QUADRATURE_DEGREE})
         self.dx = dx
         xic = ufl.max_value(ufl.min_value(xi, 1.0), 0.0)
         h = h_interp(xic)
@@ -369,6 +386,7 @@ class ElectrochemistryProblem:
             slope0 = 4.0 / P["delta"] * xic * (1.0 - xic)
             F_xi = F_xi - P["Lskappa"] * ufl.inner(n_xi, ufl.grad(slope0 * vx)) * dx
         F = F_xi + F_c + F_p
+        self.F = F  # UFL residual (the monolithic scheme rebuilds it with the live pressure)
         self.F_form = fem.form(F)
         self.J_form = fem.form(ufl.derivative(F, self.u, ufl.TrialFunction(self.W)))
         # global quantities (internal units)
@@ -396,27 +414,17 @@ class ElectrochemistryProblem:
         self.bcs_unit = [fem.dirichletbc(self._unit, self._dofs_p, self.W.sub(POT)),
                          fem.dirichletbc(PETSc.ScalarType(0.0), self._dofs_c, self.W.sub(CONC))]
 
-        # ---------------- linear algebra ----------------
-        self.A = fem_petsc.create_matrix(self.J_form)
-        self.b = fem_petsc.create_vector(self.F_form)
-        self.r = fem_petsc.create_vector(self.F_form)
-        self.gvec = fem_petsc.create_vector(self.F_form)
-        self.dx_vec = self.A.createVecRight()
-        self.sens = self.A.createVecRight()
+        # ---------------- nonlinear solver (built at the first solve) ----------------
         self.prefix = "electrochemistry_"
-        overrides = cfg.solver.petsc.get("electrochemistry") if cfg.solver.petsc else None
-        opts = PETSc.Options()
-        for key in _OPTIONS_SET:  # options a previous instance set (other overrides)
-            if opts.hasName(key):
-                opts.delValue(key)
-        self.ksp_options = set_options(self.prefix, KSP_DEFAULTS, overrides)
-        _OPTIONS_SET.update(self.prefix + k.lstrip("-") for k in self.ksp_options)
-        self.ksp = PETSc.KSP().create(self.comm)
-        self.ksp.setOptionsPrefix(self.prefix)
-        self.ksp.setOperators(self.A)
-        self.ksp.setFromOptions()
         self.rtol = cfg.solver.newton.rtol
         self.max_it = cfg.solver.newton.max_iterations
+        self.newton = None
+        self._I_target = 0.0
+        # initial guess of a step: the committed state, or (extrapolate) its linear
+        # extrapolation from the two last committed states (set by the monolithic scheme)
+        self.extrapolate = False
+        self.u_prev = fem.Function(self.W, name="electrochemistry_previous")  # the state before the committed one
+        self._V_prev, self._dt_prev = 0.0, 0.0  # its voltage and the step from it (0: no history)
 
         # ---------------- state ----------------
         self.xi = fem.Function(self.V1[XI], name="metal")
@@ -442,7 +450,6 @@ class ElectrochemistryProblem:
         self.last_current = 0.0  # A/m (last solve)
         self.newton_iterations = 0
         self.krylov_iterations = 0
-        self.fallback_solves = 0
         self.wall = 0.0
         self._saved = None
 
@@ -472,145 +479,57 @@ class ElectrochemistryProblem:
     def _area(self) -> float:
         return self.comm.allreduce(fem.assemble_scalar(self._area_form), op=MPI.SUM)
 
-    def _assemble_residual(self):
-        x = self.u.x.petsc_vec
-        with self.b.localForm() as loc:
-            loc.set(0.0)
-        fem_petsc.assemble_vector(self.b, self.F_form)
-        fem_petsc.apply_lifting(self.b, [self.J_form], bcs=[self.bcs], x0=[x], alpha=-1.0)
-        self.b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(self.b, self.bcs, x, -1.0)
-        return self.b.norm()
-
-    def _assemble_jacobian(self):
-        self.A.zeroEntries()
-        fem_petsc.assemble_matrix(self.A, self.J_form, bcs=self.bcs)
-        self.A.assemble()
-
-    def _linear_solve(self, rhs, sol) -> int:
-        """Krylov solve; if it fails, one retry with a parallel direct solve
-        (MUMPS, prefix ``electrochemistry_fallback_``), logged and counted."""
-        self.ksp.solve(rhs, sol)
-        its = self.ksp.getIterationNumber()
-        reason = self.ksp.getConvergedReason()
-        if reason < 0:
-            fb = self._fallback_ksp()
-            fb.setOperators(self.A)
-            fb.solve(rhs, sol)
-            self.fallback_solves += 1
-            if fb.getConvergedReason() < 0 or not np.isfinite(sol.norm()):
-                raise SolveError(f"electrochemistry linear solve diverged (KSP reason {reason}, {its} iterations; "
-                                 f"direct fallback reason {fb.getConvergedReason()})")
-            if self.fallback_solves in (1, 10, 100, 1000) and self.comm.rank == 0:
-                import logging
-
-                logging.getLogger("nacrack").info(
-                    f"electrochemistry: Krylov solve failed (reason {reason}); direct fallback used "
-                    f"({self.fallback_solves} time(s) so far)")
-        return its
-
-    def _fallback_ksp(self):
-        if getattr(self, "_fb_ksp", None) is None:
-            self._fb_ksp = direct_ksp(self.prefix + "fallback_", self.comm)
-        return self._fb_ksp
-
-    def _voltage_sensitivity(self):
-        """b = dU/dV: J b = -J_fD e (free rows), b_D = e (unit cell voltage)."""
-        with self.r.localForm() as loc:
-            loc.set(0.0)
-        fem_petsc.apply_lifting(self.r, [self.J_form], bcs=[self.bcs_unit])
-        self.r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fem_petsc.set_bc(self.r, self.bcs_unit)
-        return self._linear_solve(self.r, self.sens)
-
-    def _assemble_gvec(self):
-        """g = d/dU [int rate dx (+ int j_b ds)] (free and Dirichlet rows)."""
-        with self.gvec.localForm() as loc:
-            loc.set(0.0)
-        fem_petsc.assemble_vector(self.gvec, self._g_form)
-        self.gvec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    def _build_newton(self) -> BlockNewton:
+        """The staggered scheme's Newton over (xi, c~, psi), bordered by the cell
+        voltage when galvanostatic. As the reference scheme it keeps the
+        Krylov tolerance of its options (ksp_rtol 1e-9), rebuilds the
+        preconditioner at every iteration and solves the voltage sensitivity
+        at every iteration (solver.coupling: monolithic uses the inexact,
+        lagged variants of the same Newton)."""
+        cfg = self.cfg
+        overrides = cfg.solver.petsc.get("electrochemistry") if cfg.solver.petsc else None
+        border = None
+        if self.galvanostatic:
+            border = Border(block=0, voltage=self.voltage, bcs_unit=self.bcs_unit, g_form=self._g_form,
+                            g_depends_on_u=self.reactive, residual=lambda: self.rate() - self._I_target)
+        return BlockNewton([self.F], [self.u], [self.bcs], self.prefix, self.comm, KSP_DEFAULTS, overrides=overrides,
+                           border=border, rtol=self.rtol, max_iterations=self.max_it, forcing="options",
+                           reuse_preconditioner=False, name="electrochemistry")
 
     def _newton(self, t_new: float):
         """Newton (bordered when galvanostatic). Returns (newton its, krylov its)."""
-        x = self.u.x.petsc_vec
-        I_target = 0.0
+        if self.newton is None:
+            self.newton = self._build_newton()
+        self.newton.max_it, self.newton.rtol = self.max_it, self.rtol  # may be changed after construction
         if self.galvanostatic:
-            # n F c_s int dxi/dt dx = i L  ->  int rate dx = i L / (n F c_s) [um^2/s]
-            i = self.target_current_density(t_new)
-            I_target = i * self.electrode_length * scales.LENGTH / (
-                self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**2
-            self._assemble_gvec()
-        kits = 0
-        rnorm = r0 = self._assemble_residual()
-        if not np.isfinite(r0):
-            raise SolveError("electrochemistry Newton: residual is not finite")
-        if r0 == 0.0:
-            return 0, kits
-        for it in range(1, self.max_it + 1):
-            self._assemble_jacobian()
-            self.ksp.setOperators(self.A)
-            kits += self._linear_solve(self.b, self.dx_vec)
-            self.dx_vec.scale(-1.0)  # a = Newton update with V fixed
-            dV = 0.0
-            if self.galvanostatic:
-                if self.reactive and it > 1:
-                    self._assemble_gvec()  # j_b is nonlinear in (c~, psi)
-                kits += self._voltage_sensitivity()
-                G = self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM) - I_target
-                gb = self.gvec.dot(self.sens)
-                if gb == 0.0:
-                    raise SolveError("electrochemistry galvanostatic: no metal interface to carry the current")
-                dV = -(G + self.gvec.dot(self.dx_vec)) / gb
-                self.dx_vec.axpy(dV, self.sens)
-            step = self.dx_vec.norm(PETSc.NormType.NORM_INFINITY)
-            if not np.isfinite(step):
-                raise SolveError("electrochemistry Newton: update is not finite")
-            V0 = float(self.voltage.value)
-            scale = max(1.0, x.norm(PETSc.NormType.NORM_INFINITY))
-            if step <= self.rtol * scale and abs(dV) <= self.rtol * max(1.0, abs(V0)):
-                x.axpy(1.0, self.dx_vec)  # converged: the update is below the relative tolerance
-                self.u.x.scatter_forward()
-                self.voltage.value = V0 + dV
-                return it, kits
-            # backtracking on the residual norm (full step first)
-            lam, done = 1.0, 0.0
-            for _ in range(6):
-                x.axpy(lam - done, self.dx_vec)
-                done = lam
-                self.u.x.scatter_forward()
-                self.voltage.value = V0 + lam * dV
-                r_new = self._assemble_residual()
-                if np.isfinite(r_new) and (r_new <= rnorm or rnorm <= self.rtol * r0):
-                    break
-                lam *= 0.5
-            rnorm = r_new
-            if not np.isfinite(rnorm):
-                raise SolveError("electrochemistry Newton: residual is not finite")
-            if _DEBUG and self.comm.rank == 0:
-                print(f"  newton {it}: |du| {step:.3e} lambda {done:g} |F| {rnorm:.3e} dV {dV:.3e} "
-                      f"V {float(self.voltage.value):.4f}")
-            if rnorm <= self.rtol * r0:
-                return it, kits
-        raise SolveError(f"electrochemistry Newton did not converge in {self.max_it} iterations "
-                         f"(residual {rnorm:.3e}, first {r0:.3e})")
+            self._I_target = self.galvanostatic_target(t_new)
+        self.newton.sensitivity_valid = False  # solved again at every iteration (lag_sensitivity False)
+        st = self.newton.solve(scales=[None], rtols=[self.rtol], update_test=[True], lag_sensitivity=False)
+        return st.iterations, st.krylov_iterations
+
+    @property
+    def fallback_solves(self) -> int:
+        return self.newton.fallback_solves if self.newton is not None else 0
 
     # ------------------------------------------------------------------
     def commit(self):
         """Accept the pending step as the state at t + dt."""
         if not self._pending:
             return
+        self.u_prev.x.array[:] = self.u_n.x.array
+        self._V_prev, self._dt_prev = self._V_committed, self._pending_dt
         self.u_n.x.array[:] = self.u.x.array
         self.t_committed += self._pending_dt
         self.charge += self._pending_current * self._pending_dt
         self._V_committed = float(self.voltage.value)
         self._pending = False
 
-    def solve(self, t: float, dt: float) -> dict:
-        """Advance from the committed state at t - dt [s] to t [s].
-
-        Returns {"newton_iterations", "krylov_iterations"}; raises SolveError
-        (the state is then reset to the committed state; the caller cuts dt)."""
-        t = t - dt  # the start of the step
+    def begin_step(self, t_start: float, dt: float) -> None:
+        """Prepare the step t_start -> t_start + dt [s] from the committed state:
+        commit a pending step that ended at t_start, set the initial guess (the
+        committed state, or the pending result when the same step is solved
+        again), dt and, when potentiostatic, the cell voltage at the end."""
+        t = t_start
         tol = 1e-12 * max(1.0, abs(t))
         if self._pending and abs(t - (self.t_committed + self._pending_dt)) <= tol + 1e-9 * self._pending_dt:
             self.commit()
@@ -622,28 +541,57 @@ class ElectrochemistryProblem:
         if not self._pending:
             self.u.x.array[:] = self.u_n.x.array  # initial guess: committed state
             self.voltage.value = self._V_committed
+            if self.extrapolate and self._dt_prev > 0.0:
+                # or its linear extrapolation from the last two committed states
+                r = min(dt / self._dt_prev, 2.0)
+                self.u.x.array[:] += r * (self.u_n.x.array - self.u_prev.x.array)
+                self.voltage.value = self._V_committed + r * (self._V_committed - self._V_prev)
         self.dt.value = dt
-        t_new = t + dt
         if not self.galvanostatic:
-            self.voltage.value = self._target_voltage(t_new)
-        t0 = _time.perf_counter()
-        try:
-            its, kits = self._newton(t_new)
-        except SolveError:
-            self.u.x.array[:] = self.u_n.x.array
-            self.voltage.value = self._V_committed
-            self._pending = False
-            self._update_xi()
-            raise
-        finally:
-            self.wall += _time.perf_counter() - t0
+            self.voltage.value = self._target_voltage(t + dt)
+
+    def abandon_step(self) -> None:
+        """After a failed solve: back to the committed state."""
+        self.u.x.array[:] = self.u_n.x.array
+        self.voltage.value = self._V_committed
+        self._pending = False
         self._update_xi()
-        rate = self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM)  # um^2/s
-        self.last_current = self._to_current(rate)
+
+    def finish_step(self, dt: float, its: int = 0, kits: int = 0) -> None:
+        """The solved state becomes the pending result of the step (cell current, xi copy)."""
+        self._update_xi()
+        self.last_current = self._to_current(self.rate())
         self._pending = True
         self._pending_dt = dt
         self._pending_current = self.last_current
         self.newton_iterations, self.krylov_iterations = its, kits
+
+    def galvanostatic_target(self, t: float) -> float:
+        """int rate dx (+ int j_b ds) that the galvanostatic control asks for at t [s]
+        [um^2/s]: n F c_s int dxi/dt dx = i L."""
+        i = self.target_current_density(t)
+        return i * self.electrode_length * scales.LENGTH / (
+            self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**2
+
+    def rate(self) -> float:
+        """int rate dx (+ int j_b ds) of the current state [um^2/s], global."""
+        return self.comm.allreduce(fem.assemble_scalar(self._rate_form), op=MPI.SUM)
+
+    def solve(self, t: float, dt: float) -> dict:
+        """Advance from the committed state at t - dt [s] to t [s].
+
+        Returns {"newton_iterations", "krylov_iterations"}; raises SolveError
+        (the state is then reset to the committed state; the caller cuts dt)."""
+        self.begin_step(t - dt, dt)
+        t0 = _time.perf_counter()
+        try:
+            its, kits = self._newton(t)
+        except SolveError:
+            self.abandon_step()
+            raise
+        finally:
+            self.wall += _time.perf_counter() - t0
+        self.finish_step(dt, its, kits)
         return {"newton_iterations": its, "krylov_iterations": kits}
 
     def _to_current(self, rate_um2_s: float) -> float:
@@ -654,7 +602,8 @@ class ElectrochemistryProblem:
     def save_state(self):
         self._saved = dict(u=self.u.x.array.copy(), u_n=self.u_n.x.array.copy(), V=float(self.voltage.value),
                            Vc=self._V_committed, t=self.t_committed, q=self.charge, pending=self._pending,
-                           pdt=self._pending_dt, pI=self._pending_current, last=self.last_current)
+                           pdt=self._pending_dt, pI=self._pending_current, last=self.last_current,
+                           u_prev=self.u_prev.x.array.copy(), V_prev=self._V_prev, dt_prev=self._dt_prev)
 
     def restore_state(self):
         s = self._saved
@@ -666,25 +615,33 @@ class ElectrochemistryProblem:
         self._V_committed, self.t_committed, self.charge = s["Vc"], s["t"], s["q"]
         self._pending, self._pending_dt, self._pending_current = s["pending"], s["pdt"], s["pI"]
         self.last_current = s["last"]
+        self.u_prev.x.array[:] = s["u_prev"]
+        self._V_prev, self._dt_prev = s["V_prev"], s["dt_prev"]
         self._update_xi()
 
     # -- checkpoint (the driver writes the Functions with adios4dolfinx) ----
     def checkpoint_functions(self) -> dict:
-        """The committed state (xi, c~, psi) as one Function."""
-        return {"u": self.u_n}
+        """The committed state (xi, c~, psi) as one Function, and the state
+        before it (the initial-guess extrapolation of the next step)."""
+        return {"u": self.u_n, "u_prev": self.u_prev}
 
     def checkpoint_state(self) -> dict:
-        """The committed scalars: voltage (RT/F units), time [s], charge [C/m]."""
-        return {"voltage": self._V_committed, "time_s": self.t_committed, "charge_C_m": self.charge}
+        """The committed scalars: voltage (RT/F units), time [s], charge [C/m];
+        the voltage before and the step since the previous state."""
+        return {"voltage": self._V_committed, "time_s": self.t_committed, "charge_C_m": self.charge,
+                "voltage_previous": self._V_prev, "dt_previous_s": self._dt_prev}
 
     def load_checkpoint_state(self, state: dict) -> None:
-        """After u_n was read from a checkpoint: restore the committed scalars."""
+        """After u_n (and u_prev) were read from a checkpoint: restore the committed scalars."""
         self.u_n.x.scatter_forward()
+        self.u_prev.x.scatter_forward()
         self.u.x.array[:] = self.u_n.x.array
         self._V_committed = state.get("voltage", self._V_committed)
         self.voltage.value = self._V_committed
         self.t_committed = state.get("time_s", self.t_committed)
         self.charge = state.get("charge_C_m", self.charge)
+        self._V_prev = state.get("voltage_previous", self._V_committed)
+        self._dt_prev = state.get("dt_previous_s", 0.0)
         self._pending = False
         self._update_xi()
 
@@ -769,14 +726,15 @@ class ElectrochemistryProblem:
 
     def max_pressure(self) -> float:
         """Largest pressure where xi > 0.5 [Pa] (0 without a pressure field or metal)."""
-        if not isinstance(self.pressure, fem.Function):
+        pr = self.pressure_report
+        if not isinstance(pr, fem.Function):
             return 0.0
-        Vp = self.pressure.function_space
+        Vp = pr.function_space
         xi_p = fem.Function(Vp)
         xi_p.interpolate(self.xi)
         nloc = Vp.dofmap.index_map.size_local * Vp.dofmap.index_map_bs
         sel = xi_p.x.array[:nloc] > 0.5
-        local = float(self.pressure.x.array[:nloc][sel].max()) if sel.any() else -np.inf
+        local = float(pr.x.array[:nloc][sel].max()) if sel.any() else -np.inf
         m = self.comm.allreduce(local, op=MPI.MAX)
         return m * scales.STRESS if np.isfinite(m) else 0.0
 

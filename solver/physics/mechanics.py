@@ -441,24 +441,40 @@ class MechanicsProblem:
 
     def residual_norm(self) -> float:
         """Relative residual of the equilibrium equation with the current u,
-        xi, d: ||R(u)|| on the free dofs divided by the load scale
-        max(||R(u)||, ||f_int(u)||, ||R(0)||) over all dofs (reactions, the
-        internal forces, and the eigenstrain + traction load at u = 0, so a
-        stress-free equilibrium still has a scale)."""
+        xi, d: ||R(u)|| on the free dofs divided by :meth:`load_scale`."""
         R = self._assemble_residual(self._F_form)
-        scale = R.norm()
         fem_petsc.set_bc(R, self.bcs0)
         r = R.norm()
+        return r / self.load_scale()
+
+    def force_scale(self) -> float:
+        """A force scale that does not contain the residual itself (for Newton's
+        merit): max(||f_int(u)||, ||R(0)||) over all dofs, with the floor of
+        :meth:`load_scale`."""
+        scale = self._assemble_residual(self._Fint_form).norm()
+        saved = self.u.x.array.copy()
+        self.u.x.array[:] = 0.0
+        scale = max(scale, self._assemble_residual(self._F_form).norm())
+        self.u.x.array[:] = saved
+        size = max(self.domain.width, self.domain.height)
+        floor = 1e-12 * float(electrolyte_constants(self.cfg.materials.electrolyte).bulk()) * size ** (self.tdim - 1)
+        return max(scale, floor)
+
+    def load_scale(self) -> float:
+        """The force scale of the current state: max(||R(u)||, ||f_int(u)||,
+        ||R(0)||) over all dofs (reactions, the internal forces, and the
+        eigenstrain + traction load at u = 0, so a stress-free equilibrium
+        still has a scale), floored by the force of a strain 1e-12 in the
+        electrolyte over the domain (an unloaded state has no other scale)."""
+        scale = self._assemble_residual(self._F_form).norm()
         scale = max(scale, self._assemble_residual(self._Fint_form).norm())
         saved = self.u.x.array.copy()
         self.u.x.array[:] = 0.0
         scale = max(scale, self._assemble_residual(self._F_form).norm())
         self.u.x.array[:] = saved
-        # floor: the force of a strain 1e-12 in the electrolyte over the
-        # domain (an unloaded, stress-free state has no other scale)
         size = max(self.domain.width, self.domain.height)
         floor = 1e-12 * float(electrolyte_constants(self.cfg.materials.electrolyte).bulk()) * size ** (self.tdim - 1)
-        return r / max(scale, floor)
+        return max(scale, floor)
 
     # ------------------------------------------------------------------
     def stress(self):

@@ -9,6 +9,12 @@ writes DIR/figures/*.png and DIR/report.txt:
 - deposit.png: deposited volume (area x 3 um in 2D) and height vs time
   (Geng 2023 Fig. 6d style)
 - electrical.png: cell voltage and current density vs time (Fig. 1i style)
+- animation.gif (and animation.mp4 if ffmpeg is on PATH): metal (xi) and
+  damage (d) at every output time, grain boundaries and a scale bar
+  (solver/report/animation.py)
+
+Snapshots and animation frames carry a scale bar in micrometres below the
+domain and draw the grain boundaries (from the grain_id cell field).
 """
 
 from __future__ import annotations
@@ -175,6 +181,15 @@ def colour_range(values: np.ndarray, cmap: str, quantile: float = 0.99) -> tuple
     return (lo, hi)
 
 
+def _scale_bar_at(points, span):
+    """Left end (x, y) [um] of a scale bar just below the domain and its round
+    length [um] (solver/report/animation.py: scale_bar_length)."""
+    from .animation import scale_bar_length
+
+    lo = np.asarray(points)[:, :2].min(axis=0)
+    return (lo[0] + 0.05 * span[0], lo[1] - 0.07 * span[1]), scale_bar_length(float(span[0]))
+
+
 def _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
     import pyvista as pv
 
@@ -183,6 +198,9 @@ def _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
                                np.full(len(tri), pv.CellType.TRIANGLE), pts)
     lines = pv.PolyData(pts, lines=np.hstack([np.full((len(edges), 1), 2), edges]).ravel()) if len(edges) else None
     span = np.ptp(pts[:, :2], axis=0)
+    (bx, by), bar_um = _scale_bar_at(pts, span)
+    bar = pv.Line((bx, by, 0.0), (bx + bar_um, by, 0.0))
+    label_at = np.array([[bx + bar_um + 0.04 * span[0], by, 0.0]])
     w = int(420 * max(0.6, min(2.5, span[0] / max(span[1], 1e-30))))
     pl = pv.Plotter(off_screen=True, shape=(1, len(fields)), window_size=(w * len(fields) + 60, 480), border=False)
     for j, (name, title, cmap, clim) in enumerate(fields):
@@ -196,6 +214,9 @@ def _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
                                      "height": 0.08})
         if lines is not None:
             pl.add_mesh(lines, color="black", line_width=1.5)
+        pl.add_mesh(bar, color="black", line_width=5)
+        pl.add_point_labels(label_at, [f"{bar_um:g} um"], show_points=False, shape=None, text_color="black",
+                            font_size=14, always_visible=True, justification_horizontal="left")
         pl.add_text(f"t = {t:.4g} s", font_size=9)
         pl.view_xy()
         pl.camera.zoom(0.95)
@@ -218,6 +239,9 @@ def _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t):
         kw = {"vmin": clim[0], "vmax": clim[1]} if clim else {}
         im = ax.tripcolor(tr, vals, cmap=cmap, shading="gouraud" if where == "point" else "flat", **kw)
         ax.add_collection(LineCollection(points[edges][:, :, :2], colors="k", linewidths=0.6))
+        (bx, by), bar_um = _scale_bar_at(points, np.ptp(points[:, :2], axis=0))
+        ax.plot([bx, bx + bar_um], [by, by], color="k", lw=4, solid_capstyle="butt")
+        ax.text(bx + bar_um + 0.04 * np.ptp(points[:, 0]), by, f"{bar_um:g} um", va="center", fontsize=8)
         ax.set_aspect("equal")
         ax.set_title(f"{title}, t = {t:.4g} s", fontsize=9)
         fig.colorbar(im, ax=ax, shrink=0.8)
@@ -274,6 +298,15 @@ def report(directory: Path) -> int:
         made += snapshots(directory, figs)
     except Exception as exc:  # a report without snapshots beats no report
         print(f"warning: no field snapshots ({type(exc).__name__}: {exc})", file=sys.stderr)
+    movie = None
+    try:
+        from .animation import animate
+
+        movie = animate(directory, figs)
+    except Exception as exc:  # likewise: the figures above stand without it
+        print(f"warning: no animation ({type(exc).__name__}: {exc})", file=sys.stderr)
+    if movie is not None:
+        made += [p for p in (movie["gif"], movie["mp4"]) if p is not None]
     lines = [
         f"run: {directory}",
         f"status: {summary.get('status')}, steps {summary.get('steps')}, final time {summary.get('final_time_s', 0):.4e} s",
@@ -284,7 +317,12 @@ def report(directory: Path) -> int:
     for k in ("current_density_A_m2", "cell_voltage_V", "charge_C_m", "dendrite_tip_m", "crack_length_m"):
         if k in cols and cols[k] and cols[k][-1] == cols[k][-1]:
             lines.append(f"final {k} = {cols[k][-1]:.6g}")
+    if movie is not None:
+        lines.append(f"animation: {movie['frames']} frames of {movie['outputs']} output times, "
+                     f"scale bar {movie['scale_bar_um']:g} um, {movie['grain_boundary_segments']} grain boundary "
+                     f"segments" + ("" if movie["mp4"] is not None else f" (no MP4: {movie['mp4_note']})"))
     lines += [f"figure: {p}" for p in made]
+    lines.append(f"report: {directory / 'report.txt'}, figures in {figs}")
     text = "\n".join(lines) + "\n"
     (directory / "report.txt").write_text(text)
     print(text, end="")

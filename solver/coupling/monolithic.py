@@ -1,0 +1,195 @@
+"""Monolithic coupling: one Newton for (u, xi, c~, phi) per step, fracture staggered.
+
+Per time step t_n -> t_n + dt, with the damage d frozen, solve together
+
+    div sigma(u, xi, d) = 0                                  (mechanics, block u)
+    R_xi(xi, c~, phi; p(u, xi)) = 0, R_c = 0, R_phi = 0      (electrochemistry, block w)
+
+where the deposit pressure in the stress-coupled Butler-Volmer overpotential,
+eta_eff = eta_a + Omega p / (nF), is the live UFL expression of (u, xi)
+(p = -tr(sigma)/3, or the interface traction with ``coupling_pressure:
+normal``), evaluated at the quadrature points of the electrochemistry
+residual. The Jacobian therefore carries both couplings:
+
+    J = [ dF_u/du   dF_u/dw ]      dF_u/dw: the eigenstrain eps* = eps_v/3 h(xi) I and C(xi)
+        [ dF_w/du   dF_w/dw ]      dF_w/du: the pressure in the kinetics (the stress-kinetics feedback)
+
+which is what the staggered scheme iterated on 9-11 times per step. It is
+solved by :class:`solver.numerics.block_newton.BlockNewton`: GMRES with a multiplicative
+field split, mechanics first (CG-like block: GAMG with the rigid-body
+near-nullspace), then electrochemistry (its own multiplicative split over
+xi, c~, phi with BoomerAMG), inexact Newton (Eisenstat-Walker), a lagged
+preconditioner, and the galvanostatic voltage bordered at one linear solve
+per iteration.
+
+Fracture carries the irreversible history, so it stays outside the Newton:
+after each coupled solve the history H and d are updated (with
+``stagger.fracture_iterations`` > 1 alternating mechanics and fracture at
+the frozen deposit, as in the staggered scheme). If that changed d by more
+than ``stagger.tol_d``, the coupled Newton is solved again with the new d
+(warm start); the step has converged when a pass leaves d unchanged to
+tol_d. Coupled iterations per step = these passes (1 when no crack moves).
+
+A coupled Newton that fails (no convergence, a non-finite residual) does not
+cut dt at once: ``CoupledSolver.step`` retries the step with the staggered
+scheme (logged, column ``staggered_fallback``), and only if that fails too is
+dt cut.
+
+Both schemes evaluate the pressure the kinetics see at the quadrature points
+of the electrochemistry residual (the staggered scheme through a quadrature
+Function, ``CoupledSolver.p_q``), so they solve the same discrete equations
+and differ only by where each stops iterating.
+"""
+
+from __future__ import annotations
+
+import ufl
+from mpi4py import MPI
+
+from .. import scales
+from ..numerics.block_newton import BlockNewton, Border
+from ..numerics.linalg import SolveError
+from ..physics.electrochemistry import KSP_DEFAULTS as EC_KSP
+from ..physics.electrochemistry import XI
+from ..physics.mechanics import MECHANICS_PETSC
+from ..time.stop import check_stop
+
+# The coupled Jacobian's linear solver (prefix ``coupled_``; overrides from
+# solver.petsc.coupled). ksp_rtol is set per Newton iteration (forcing term).
+COUPLED_KSP_DEFAULTS = {
+    "ksp_type": "gmres",
+    "ksp_pc_side": "right",  # GMRES minimises the true (block-equilibrated) residual
+    "ksp_norm_type": "unpreconditioned",
+    "ksp_gmres_restart": 100,
+    "ksp_atol": 1.0e-30,
+    "ksp_max_it": 500,
+    "pc_type": "fieldsplit",
+    "pc_fieldsplit_type": "multiplicative",
+    **{f"fieldsplit_mechanics_{k}": v for k, v in MECHANICS_PETSC.items()
+       if k.startswith(("pc_", "mg_"))},
+    "fieldsplit_mechanics_ksp_type": "preonly",
+    **{f"fieldsplit_electrochemistry_{k}": v for k, v in EC_KSP.items() if k.startswith(("pc_", "fieldsplit_"))},
+    "fieldsplit_electrochemistry_ksp_type": "preonly",
+}
+
+
+def _global_max_abs(a, comm) -> float:
+    import numpy as np
+
+    local = float(np.max(np.abs(a))) if a.size else 0.0
+    return comm.allreduce(local, op=MPI.MAX)
+
+
+class MonolithicCoupling:
+    """The coupled Newton over the mechanics and electrochemistry of a
+    :class:`solver.coupling.staggered.CoupledSolver` (which owns the problems, the shared
+    xi, d, p and the fracture stage)."""
+
+    def __init__(self, cs):
+        self.cs = cs
+        cfg, ec, mech = cs.cfg, cs.ec, cs.mech
+        self.cfg, self.ec, self.mech, self.comm = cfg, ec, mech, cs.comm
+        xi_w = ec.u[XI]
+        # mechanics residual with the electrochemistry's own xi (dF_u/dxi in the Jacobian)
+        F_u = ufl.replace(mech.F, {mech.xi: xi_w})
+        # the pressure of the kinetics as a live expression of (u, xi)
+        width = cfg.electrochemistry.interface_width / scales.LENGTH
+        p_ufl = (mech.interface_pressure(width) if cfg.electrochemistry.coupling_pressure == "normal"
+                 else mech.pressure())
+        p_ufl = ufl.replace(p_ufl, {mech.xi: xi_w})
+        F_w = ufl.replace(ec.F, {cs.p_q: p_ufl}) if cfg.electrochemistry.stress_coupling else ec.F
+        nw = cfg.solver.newton
+        border = None
+        if ec.galvanostatic:
+            self._I_target = 0.0
+            border = Border(block=1, voltage=ec.voltage, bcs_unit=ec.bcs_unit, g_form=ec._g_form,
+                            g_depends_on_u=ec.reactive, residual=lambda: ec.rate() - self._I_target)
+        overrides = cfg.solver.petsc.get("coupled") if cfg.solver.petsc else None
+        self.newton = BlockNewton(
+            [F_u, F_w], [mech.u, ec.u], [mech.bcs, ec.bcs], "coupled_", self.comm, COUPLED_KSP_DEFAULTS,
+            overrides=overrides, splits=("mechanics", "electrochemistry"), near_nullspaces={0: mech.nullspace},
+            border=border, rtol=nw.coupled_rtol, max_iterations=nw.max_iterations, forcing=nw.forcing,
+            eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner,
+            on_iteration=lambda: check_stop(self.comm),  # a stop request abandons the step under way
+            lag_jacobian=nw.lag_jacobian)
+        ec.extrapolate = nw.extrapolate
+        self.rtol_u = min(cfg.solver.stagger.tol_u, mech.newton_rtol * 100.0)
+
+    def solve_coupled(self, t: float, dt: float):
+        """One coupled Newton at the current d for the step ending at t.
+        Returns its NewtonStats (iterations, Krylov iterations, linear solves, ...)."""
+        ec, mech, cs = self.ec, self.mech, self.cs
+        mech.set_load(t)
+        for bc in mech.bcs:
+            bc.set(mech.u.x.array)
+        mech.u.x.scatter_forward()
+        if ec.galvanostatic:
+            self._I_target = ec.galvanostatic_target(t)
+        with cs.ctx.phase("coupled"):
+            st = self.newton.solve(scales=[self._mechanics_scale, self._ec_scale], rtols=[self.rtol_u, self.cfg.solver.newton.coupled_rtol],
+                                   update_test=[False, True])
+        if self._ec_scale is None:  # the step's first residual judges every pass of the step
+            self._ec_scale = st.first_residuals[1]
+        return st
+
+    def _mechanics_scale(self) -> float:
+        """The force scale of the mechanics block at the current state (see
+        MechanicsProblem.force_scale: internal forces, the eigenstrain load of
+        the deposit at u = 0), without the residual itself."""
+        self.ec._update_xi()
+        self.cs._copy_xi()
+        return self.mech.force_scale()
+
+    def step(self, t: float, dt: float) -> dict:
+        """The step ending at time t [s] (from the committed state at t - dt)."""
+        cs, ec, cfg = self.cs, self.ec, self.cfg
+        st = cfg.solver.stagger
+        cs.fracture_subiterations = 0
+        xi0, d0 = cs.xi.x.array.copy(), cs.d.x.array.copy()
+        newton = krylov = solves = sens = 0
+        ec.begin_step(t - dt, dt)
+        self.newton.sensitivity_valid = False  # dU/dV of this step: solved once, reused by every pass
+        self._ec_scale = None
+        converged, k, dd = False, 0, 0.0
+        for k in range(1, st.max_iterations + 1):
+            if k > 1:
+                check_stop(self.comm)
+            try:
+                ns = self.solve_coupled(t, dt)
+            except SolveError:
+                ec.abandon_step()
+                raise
+            newton += ns.iterations
+            krylov += ns.krylov_iterations
+            solves += ns.linear_solves
+            sens += ns.sensitivity_solves
+            ec.finish_step(dt, ns.iterations, ns.krylov_iterations)
+            cs._copy_xi()
+            cs._update_pressure()
+            if cs.frac is None:
+                converged = True
+                break
+            d_prev = cs.d.x.array.copy()
+            krylov += cs._fracture_stage(t)
+            dd = _global_max_abs(cs.d.x.array - d_prev, self.comm)
+            if dd <= st.tol_d:
+                converged = True
+                break
+        change_xi = _global_max_abs(cs.xi.x.array - xi0, self.comm)
+        change_d = _global_max_abs(cs.d.x.array - d0, self.comm)
+        problems = []
+        if not converged and st.on_max_iterations == "accept":
+            cs.log.info(f"coupled iteration not converged in {st.max_iterations} passes (dd {dd:.2e}); step "
+                        "accepted (on_max_iterations: accept)")
+        elif not converged:
+            problems.append(f"coupled iteration not converged in {st.max_iterations} passes (dd {dd:.2e})")
+        if change_xi > cfg.time.max_dxi or change_d > cfg.time.max_dd:
+            problems.append(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
+                            f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
+        info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
+                "coupled_solves": solves, "staggered_fallback": 0, "problems": problems, "converged": converged}
+        if ec.galvanostatic:
+            info["voltage_sensitivity_solves"] = sens
+        if cs.frac is not None:
+            info["fracture_iterations"] = cs.fracture_subiterations
+        return info
