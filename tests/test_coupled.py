@@ -113,7 +113,7 @@ def test_pressure_relaxation_on_a_linear_feedback(comm, method, omega, gain, upd
 
 @pytest.mark.mpi
 @pytest.mark.slow
-def test_aitken_relaxation_converges_the_stress_kinetics_feedback(comm, shared_tmp):
+def test_aitken_relaxation_converges_the_stress_kinetics_feedback(comm, shared_tmp, record_validation):
     """The coupled problem whose plain stagger oscillates
     (configs/verification/c4_damaged_domain.yaml, first 120 s, steps accepted
     either way): nuclei pressurised by their own growth, soft damaged cells
@@ -135,13 +135,16 @@ def test_aitken_relaxation_converges_the_stress_kinetics_feedback(comm, shared_t
         stats[name] = (len(rows), sum(float(r["stagger_converged"]) == 0 for r in rows),
                        max(int(float(r["stagger_iterations"])) for r in rows))
     n, unconverged, _ = stats["plain"]
+    record_validation("stagger, c4_damaged_domain 120 s: unconverged steps plain / Aitken", "plain >= 1/3 of steps, Aitken 0",
+                      [stats["plain"][1], stats["aitken"][1]], "counts",
+                      unconverged >= n / 3 and stats["aitken"][1] == 0)
     assert unconverged >= n / 3, stats
     n, unconverged, most = stats["aitken"]
     assert unconverged == 0 and most < cfg.solver.stagger.max_iterations, stats
 
 
 @pytest.mark.mpi
-def test_coupled_serial_and_parallel_scalars_agree(comm, shared_tmp):
+def test_coupled_serial_and_parallel_scalars_agree(comm, shared_tmp, record_validation):
     """C1: the same scalars on 1 rank (COMM_SELF) and on all ranks, 1e-6 relative."""
     from mpi4py import MPI
 
@@ -163,6 +166,8 @@ def test_coupled_serial_and_parallel_scalars_agree(comm, shared_tmp):
                 "max_pressure_Pa"):
         va = np.array([float(r[key]) for r in a])
         vb = np.array([float(r[key]) for r in b])
+        record_validation(f"C1 serial vs {comm.size} ranks: {key} after 3 steps", va[-1], vb[-1], "1e-6 rel",
+                          np.allclose(va, vb, rtol=1e-6, atol=1e-12 * np.abs(va).max()))
         assert np.allclose(va, vb, rtol=1e-6, atol=1e-12 * np.abs(va).max()), key
 
 
@@ -186,7 +191,7 @@ def test_faraday_bound_in_the_coupled_run(comm, shared_tmp):
 
 
 @pytest.mark.mpi
-def test_restart_reproduces_the_uninterrupted_run(comm, shared_tmp):
+def test_restart_reproduces_the_uninterrupted_run(comm, shared_tmp, record_validation):
     """C2: stop at step 3, restart from the checkpoint, same final state as
     a straight run (1e-10 relative) and no duplicate rows."""
     from solver.run import run
@@ -200,6 +205,8 @@ def test_restart_reproduces_the_uninterrupted_run(comm, shared_tmp):
     a, b = _rows(full), _rows(split)
     assert [int(r["step"]) for r in b] == [1, 2, 3, 4, 5, 6]
     for key in ("time_s", "metal_area_m2", "charge_C_m", "elastic_energy_J_m", "crack_length_m"):
+        record_validation(f"C2 restart at step 3 vs straight run: {key} at step 6", float(a[-1][key]),
+                          float(b[-1][key]), "1e-10 rel")
         assert float(b[-1][key]) == pytest.approx(float(a[-1][key]), rel=1e-10, abs=1e-300), key
     fa = _checkpoint_array(full, "ec_u", comm)
     fb = _checkpoint_array(split, "ec_u", comm)
