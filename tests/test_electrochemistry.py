@@ -637,7 +637,8 @@ def test_E1_planar_velocity_under_a_deposition_restriction(comm, restriction, e,
         assert e * v_full * 1.03 < v < 0.97 * v_full
 
 
-@pytest.mark.parametrize("eta, anti", [(0.0, False), (0.0, True), (0.1, False), (0.1, True)])
+@pytest.mark.parametrize("eta, anti", [(0.0, False), pytest.param(0.0, True, marks=pytest.mark.slow),
+                                       pytest.param(0.1, False, marks=pytest.mark.slow), (0.1, True)])
 def test_disc_radius_follows_bv_speed_minus_curvature_flow(comm, eta, anti):
     """A metal disc (quarter at the corner, R0 = 1 um, delta = 0.2 um) moves
     as dR/dt = v - L_sigma kappa / R: v = 1.5 delta L_eta |B| (0 at eta = 0,
@@ -672,7 +673,7 @@ def test_disc_radius_follows_bv_speed_minus_curvature_flow(comm, eta, anti):
     assert radius(t) - r_start == pytest.approx(R - r_start, abs=0.05 * scale)
 
 
-@pytest.mark.parametrize("anti", [True, False])
+@pytest.mark.parametrize("anti", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_metal_fills_a_damaged_channel_unless_curvature_flow_closes_it(comm, anti):
     """Crack filling: a flat metal front (delta = 0.2 um) meets a damaged
     channel 2 delta wide (d = 1 inside, 0 outside) under
@@ -720,7 +721,7 @@ def test_metal_fills_a_damaged_channel_unless_curvature_flow_closes_it(comm, ant
         assert advance < 0.5 * v * t
 
 
-@pytest.mark.parametrize("ratio", [1.0, 1000.0])
+@pytest.mark.parametrize("ratio", [1.0, pytest.param(1000.0, marks=pytest.mark.slow)])
 def test_laplacian_growth_of_a_perturbed_front(comm, ratio):
     """Laplacian (Mullins-Sekerka) instability under ohmic control. A flat
     Na layer with a cos(k x) bump of amplitude A grows, at constant current
