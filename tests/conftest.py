@@ -81,6 +81,22 @@ def pytest_sessionfinish(session, exitstatus):
              "tests": session.testscollected, "failed": session.testsfailed}) + "\n")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ranks2: heavy physics check that make test runs on 2 ranks only (make validate: 1 and 2 ranks)")
+
+
+def pytest_runtest_setup(item):
+    """``ranks2`` tests skip on 1 rank unless VALIDATION=1: the serial pass of
+    make test would double their cost, and serial = parallel is C1's check."""
+    if item.get_closest_marker("ranks2") is None or os.environ.get("VALIDATION") == "1":
+        return
+    from mpi4py import MPI
+
+    if MPI.COMM_WORLD.size == 1:
+        pytest.skip("ranks2: make test runs it on 2 ranks; make validate on 1 and 2")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -13,6 +13,7 @@ import pytest
 
 
 @pytest.mark.mpi
+@pytest.mark.ranks2
 def test_wedge_crack_runs_ahead_of_the_deposit(comm, shared_tmp, record_validation):
     """C3, the wedge, in make test: the demo's first 30 steps. Honest at
     this size: the claim is qualitative (the crack tip passes and stays
@@ -20,7 +21,8 @@ def test_wedge_crack_runs_ahead_of_the_deposit(comm, shared_tmp, record_validati
     crack to form and run, which happens within these steps, and the
     pressure bounds are theory (plane strength below, the kinetic stall
     pressure nF|eta|/Omega above), independent of the run's length. The
-    stall-then-jump half of C3 runs in make validate."""
+    stall-then-jump half of C3 runs in make validate. Measured: 151 s CPU
+    per rank on 2 ranks (632 s wall on the loaded shared machine)."""
     from solver.config import load_config
     from solver.run import run
 
@@ -169,15 +171,11 @@ def _c4_rates(config: str, t_end: str, comm, out) -> tuple[tuple[float, float], 
 
 
 @pytest.mark.mpi
+@pytest.mark.slow
 def test_c4_deposit_volume_accelerates_at_constant_current(comm, shared_tmp, record_validation):
-    """C4 in make test (reduced: a 5 x 4 um crystal, its first 120 steps;
-    configs/verification/coupled_constant_current.yaml). Honest at this size:
-    the Faraday split is checked at every step to 1e-6 whatever the length,
-    and the acceleration is the ratio of the last-third to the first-third
-    deposition rate, which a linear law keeps at 1 at any length; the run
-    reaches cracking, where the deposit's share of the current grows. The
-    larger C4 runs (tip focusing, diffusion limited, polycrystal) are in
-    make validate. At a
+    """C4 (reduced; configs/verification/coupled_constant_current.yaml;
+    285 s CPU per rank on 2 ranks, measured: make validate; C4's
+    representative in make test is test_c4_tip_focusing_accelerates_the_height). At a
     constant 300 A/m^2 shared between the flat (reactive) anode and the
     cracking deposit, the deposit takes a growing share of the current, so
     its volume grows faster than linearly, while deposit + anode plating is
@@ -212,7 +210,7 @@ def test_c4_deposit_volume_accelerates_at_constant_current(comm, shared_tmp, rec
 
 
 @pytest.mark.mpi
-@pytest.mark.slow
+@pytest.mark.ranks2
 def test_c4_tip_focusing_accelerates_the_height(comm, shared_tmp, record_validation):
     """C4, the height (configs/verification/c4_tip_focusing.yaml, first 3000
     s): at constant current, with sigma_Na = sigma_SE, the current
@@ -221,7 +219,12 @@ def test_c4_tip_focusing_accelerates_the_height(comm, shared_tmp, record_validat
     linearly: the height rate over the last third exceeds that over the first
     by a clear margin (measured 1.6 x here, 2 x over 6000 s; a front that is
     not focused gives 1.0 +- 0.1, README "Laplacian growth"). Deposit +
-    anode plating is the Faraday volume, and the deposit alone stays below it."""
+    anode plating is the Faraday volume, and the deposit alone stays below it.
+    C4's representative in make test (2 ranks): electrochemistry only on a
+    60 x 60 structured mesh with h = delta/2; honest at this size because
+    the acceleration is a ratio of rates (1.0 +- 0.1 for an unfocused
+    front at any length) and the Faraday split holds to 1e-6 at every step;
+    its linear-stability rate is test_electrochemistry's Laplacian test."""
     (first, last), _, _ = _c4_rates("c4_tip_focusing.yaml", "3000 s", comm, shared_tmp)
     record_validation("C4 tip focusing: height rate last / first third", "> 1.3 (unfocused: 1.0 +- 0.1)",
                       last / first, "> 1.3", last > 1.3 * first, run_dir=shared_tmp)
