@@ -19,10 +19,10 @@ demo:           ## mesh + run configs/demo.yaml on 2 ranks into results/demo, th
 test: test-serial test-mpi  ## fast tier: every verification case at its smallest size, serial then 2 ranks
 
 test-serial:
-	$(ENVRUN) $(PYTEST) -m "not slow" tests
+	$(ENVRUN) $(PYTEST) --durations=15 -m "not slow" tests
 
 test-mpi:
-	$(ENVRUN) $(MPIPYTEST) -m "mpi and not slow" tests
+	$(ENVRUN) $(MPIPYTEST) --durations=15 -m "mpi and not slow" tests
 
 # Long tier: the whole suite including the slow tests (scenario runs, C4
 # polycrystal, flaw ramps), serial then 2 ranks, recording every checked
