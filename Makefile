@@ -3,9 +3,11 @@
 ENVRUN ?= docker/envrun
 NP ?= 2
 CONFIG ?= configs/demo.yaml
-PYTEST = python3 -m pytest -q -p no:cacheprovider
+PYTEST = python3 -m pytest -q -p no:cacheprovider --strict-markers
+MPIPYTEST = mpirun -n 2 python3 -m mpi4py -m pytest -q -p no:cacheprovider --strict-markers
 
-.PHONY: env demo test test-serial test-mpi run shell docs bench clean image image-test image-save test-cluster
+.PHONY: env demo test test-serial test-mpi validate validate-serial validate-mpi run shell docs bench clean \
+        image image-test image-save test-cluster
 
 env:            ## build (once) and check the environment
 	$(ENVRUN) python3 -c "import dolfinx, gmsh, pyvista; print('DOLFINx', dolfinx.__version__, '| gmsh', gmsh.__version__, '| pyvista', pyvista.__version__)"
@@ -16,13 +18,31 @@ demo:           ## mesh + run configs/demo.yaml on 2 ranks into results/demo, th
 	$(ENVRUN) python3 -m solver report results/demo
 	@echo "demo: report in results/demo/report.txt; animation results/demo/figures/animation.gif; fields results/demo/fields.xdmf"
 
-test: test-serial test-mpi  ## the whole suite: serial, then MPI-marked tests on 2 ranks
+test: test-serial test-mpi  ## fast tier: every verification case at its smallest size, serial then 2 ranks
 
 test-serial:
-	$(ENVRUN) $(PYTEST) tests
+	$(ENVRUN) $(PYTEST) --durations=15 -m "not slow" tests
 
 test-mpi:
-	$(ENVRUN) mpirun -n 2 python3 -m mpi4py -m pytest -q -p no:cacheprovider -m mpi tests
+	$(ENVRUN) $(MPIPYTEST) --durations=15 -m "mpi and not slow" tests
+
+# Long tier: the whole suite including the slow tests (scenario runs, C4
+# polycrystal, flaw ramps), serial then 2 ranks, recording every checked
+# value; then validation/report.md (tests/validation_report.py). Both passes
+# always run and the report is always written; the target fails if any did.
+validate:
+	rm -rf build/validation validation/figures
+	status=0; \
+	$(MAKE) validate-serial || status=1; \
+	$(MAKE) validate-mpi || status=1; \
+	$(ENVRUN) python3 tests/validation_report.py || status=1; \
+	exit $$status
+
+validate-serial:
+	$(ENVRUN) env VALIDATION=1 $(PYTEST) --durations=30 tests
+
+validate-mpi:
+	$(ENVRUN) env VALIDATION=1 $(MPIPYTEST) --durations=30 -m mpi tests
 
 run:            ## make run CONFIG=configs/x.yaml NP=4
 	$(ENVRUN) mpirun -n $(NP) python3 -m solver run $(CONFIG)

@@ -30,7 +30,7 @@ def _layered_domain(comm, angles, n_per_layer=4, width_um=3.0, height_um=8.0):
 
 
 @pytest.mark.parametrize("angles", [[0.0], [np.pi / 2], [0.0, np.pi / 2], [0.0, np.pi / 2, 0.0, np.pi / 2]])
-def test_series_layers_match_analytic_current(comm, angles):
+def test_series_layers_match_analytic_current(comm, angles, record_validation):
     """Layers along y conduct in series: I = V W / sum(t_k / sigma_yy,k),
     sigma_yy = sigma_par sin^2(theta) + sigma_perp cos^2(theta). P1 is exact
     for this piecewise-linear solution, so only the solver tolerance remains."""
@@ -43,6 +43,8 @@ def test_series_layers_match_analytic_current(comm, angles):
     sig_y = [s_par * np.sin(a) ** 2 + s_perp * np.cos(a) ** 2 for a in angles]
     t = [dom.height / len(angles)] * len(angles)
     expected = series_current(sig_y, t, V, dom.width)
+    record_validation(f"conduction: series layers at {np.degrees(angles).round().tolist()} deg, current [A/m]", expected, prob.current_per_depth(),
+                      "1e-7 rel", abs(prob.current_per_depth() / expected - 1) <= 1e-7)
     assert prob.current_per_depth() == pytest.approx(expected, rel=1e-7)
 
 

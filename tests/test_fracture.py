@@ -86,7 +86,7 @@ def strip(comm, l, h, band: bool):
 
 
 @pytest.mark.mpi
-def test_f2_at2_profile_and_surface_energy(comm):
+def test_f2_at2_profile_and_surface_energy(comm, record_validation):
     """h = l/5. Node-line crack: d = exp(-|x|/l) to 1e-3 (nodal) and
     Gamma = width (1 + O((h/l)^2)) within 0.5%; element-wide crack:
     Gamma = width (1 + h/(2l)) within 2% (Bourdin's effective Gc)."""
@@ -98,6 +98,9 @@ def test_f2_at2_profile_and_surface_energy(comm):
     assert fp.crack_surface() / w == pytest.approx(1.0, rel=5e-3)
     assert fp.crack_length() == pytest.approx(fp.crack_surface() * 1e-6, rel=1e-12)
     fp2, _, w = strip(comm, l, h, band=True)
+    gamma = fp2.crack_surface() / w
+    record_validation("F2 AT2 crack surface / length, element-wide crack (h = l/5)", 1 + h / (2 * l), gamma,
+                      "2% rel", abs(gamma / (1 + h / (2 * l)) - 1) <= 0.02)
     assert fp2.crack_surface() / w == pytest.approx(1 + h / (2 * l), rel=0.02)
     # fracture energy = Gc Gamma in J/m (Gc = K_IC^2 (1 - nu^2) / E)
     Gc = (2e6) ** 2 * (1 - 0.22**2) / 200e9
@@ -136,7 +139,7 @@ def single_crystal(comm, theta, model="stress", extra=None):
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("theta_deg", [0.0, 35.0, 60.0, 80.0, 90.0])
-def test_f3_anisotropic_onset(comm, theta_deg):
+def test_f3_anisotropic_onset(comm, theta_deg, record_validation):
     """Damage is zero at 0.995 s* and nonzero at 1.005 s* (s* the analytic
     onset stress), so the onset is within 0.5%; above onset the homogeneous
     damage is d = H/(1+H), H = zeta max(D_cp, D_b)."""
@@ -150,6 +153,8 @@ def test_f3_anisotropic_onset(comm, theta_deg):
         fp.update_history()
         fp.solve()
         dmax = fp.max_damage()
+        record_validation(f"F3 onset, theta = {theta_deg} deg: damage at {fac} s* (s* = {s_star:.4g} MPa)",
+                          "> 0" if damaged else 0.0, dmax, "onset within 0.5%", (dmax > 0) == damaged)
         if not damaged:
             assert dmax == 0.0 and fp.max_history() == 0.0
         else:
@@ -341,7 +346,7 @@ def crack_angle(fp, tip=(10.0, 10.0), l=1.0, threshold=0.9):
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("sig_cp, beta_c, expect", [(30.0, 10.0, 30.0), (300.0, 0.0, 0.0)])
-def test_f5_crack_follows_conduction_planes(comm, sig_cp, beta_c, expect):
+def test_f5_crack_follows_conduction_planes(comm, sig_cp, beta_c, expect, record_validation):
     """Mode I notch (slit from the left edge to the centre, top pulled),
     planes at theta = 30 deg. Anisotropic crystal (sigma_cp = sigma_b/10 and
     structural tensor beta_c = 10): the crack runs along the planes;
@@ -363,6 +368,8 @@ def test_f5_crack_follows_conduction_planes(comm, sig_cp, beta_c, expect):
         ang, ext = crack_angle(fp)
         if ext > 4.0:
             break
+    record_validation(f"F5 crack angle [deg], sigma_cp = {sig_cp} MPa, beta_c = {beta_c}", expect, ang, "10 deg",
+                      ext > 4.0 and abs(ang - expect) < 10.0)
     assert ext > 4.0
     assert abs(ang - expect) < 10.0, (ang, ext, t)
 
@@ -410,7 +417,7 @@ def lefm_flaw_pressure(K: float, a: float, a_tip: float) -> float:
 
 
 @pytest.mark.mpi
-def test_pressurised_flaw_follows_lefm(comm, shared_tmp):
+def test_pressurised_flaw_follows_lefm(comm, shared_tmp, record_validation):
     """Liu et al. 2020 eq. 4 with the energy (AT2) model: a 10 um slot at a
     roller-supported surface, its faces pressurised (configs/verification/
     fracture_pressurised_flaw.yaml; here one step to 360 MPa, then 460 -> 500
@@ -455,6 +462,9 @@ def test_pressurised_flaw_follows_lefm(comm, shared_tmp):
             growing.append((p, lefm_flaw_pressure(K, a, tip)))
     if comm.rank == 0:
         print("p, p_LEFM(tip) [MPa]:", [(round(p / 1e6), round(q / 1e6, 1)) for p, q in growing])
+    for p, p_lefm in growing:
+        record_validation("Liu eq. 4: pressurised 10 um flaw, applied pressure vs LEFM at the tip [Pa]", p_lefm, p,
+                          "5% rel", abs(p / p_lefm - 1) < 0.05)
     assert len(growing) >= 3, growing
     for p, p_lefm in growing:
         assert abs(p / p_lefm - 1) < 0.05, (p, p_lefm)

@@ -125,10 +125,12 @@ def inclusion_pressure(comm, n, na_same: bool):
 
 
 @pytest.mark.mpi
-def test_f1_eigenstrain_inclusion_homogeneous(comm):
+def test_f1_eigenstrain_inclusion_homogeneous(comm, record_validation):
     """Same stiffness inside and out: the Eshelby/Lame pressure within 2%
     (h = b/40 = 0.25 um, inclusion radius a = 2 um = 8 h)."""
     p, p_exact, mp = inclusion_pressure(comm, 40, na_same=True)
+    record_validation("F1 eigenstrain inclusion pressure, homogeneous (Lame) [MPa]", p_exact, p, "2% rel",
+                      abs(p / p_exact - 1) < 0.02)
     assert p_exact > 0
     assert abs(p / p_exact - 1) < 0.02, (p, p_exact)
     assert mp.newton_iterations == 1
