@@ -81,11 +81,19 @@ def interface_relaxation_ratio(cfg: Config) -> float:
 
 def describe(cfg: Config) -> list[str]:
     m = cfg.mesh
-    lines = [
-        f"mesh: {m.kind} {m.dim}D, {m.width * 1e6:g} x {m.height * 1e6:g} um, "
-        f"grains {m.grains if m.grains is not None else ('from grain size ' + format(m.grain_size or 0, 'g') + ' m')}, "
-        f"h = {m.h * 1e6:g} um" + (f", h_fine = {m.h_fine * 1e6:g} um" if m.h_fine else ""),
-    ]
+    if m.grains is not None:
+        grains = f"{m.grains} grain(s)"
+    elif m.grain_size:
+        grains = f"grains of {m.grain_size * 1e6:g} um mean diameter"
+    else:
+        grains = "1 grain"
+    if m.kind == "rectangle":  # gmsh-free structured triangles, n x n squares split by diagonals
+        ny = m.structured or max(2, int(round(m.height / m.h)))  # as mesh.domain.rectangle_domain
+        nx = max(2, int(round(ny * m.width / m.height)))
+        size = f"structured {nx} x {ny} squares ({m.diagonal} diagonals)"
+    else:
+        size = f"h = {m.h * 1e6:g} um" + (f", h_fine = {m.h_fine * 1e6:g} um" if m.h_fine else "")
+    lines = [f"mesh: {m.kind} {m.dim}D, {m.width * 1e6:g} x {m.height * 1e6:g} um, {grains}, {size}"]
     fields = []
     if cfg.electrochemistry.enabled:
         fields += ["phi"] if cfg.electrochemistry.model == "conduction" else ["xi", "c", "phi"]
