@@ -223,9 +223,11 @@ def test_both_checkpoints_damaged_refused_in_one_line(finished_run, tmp_path):
     assert (out / "summary.json").read_bytes() == before  # a refused restart leaves the summary alone
 
 
-@pytest.mark.mpi
 def test_two_ranks_damaged_checkpoint_no_hang(finished_run, tmp_path):
-    """2 ranks: the verdict is broadcast before any collective read."""
+    """2 ranks: the verdict is broadcast before any collective read. Runs in the
+    serial pass and starts its own `mpirun -n 2` (not marked mpi: under an
+    mpirun-launched pytest the module fixture's subprocess run would hang on a
+    nested MPI start)."""
     if shutil.which("mpirun") is None or MPI.COMM_WORLD.size > 1:
         pytest.skip("needs mpirun, run from a serial pytest")
     cfg, out = _copy(finished_run, tmp_path)
