@@ -50,7 +50,8 @@ the merit by at least the factor q, the next one reuses J (a chord step: the
 residual is new, the operator is not); a slower iteration assembles J again.
 
 Line search: full step first, then halving (up to 1/32) until the merit
-sum_i (|F_i| / scale_i)^2 does not grow.
+sum_i (|F_i| / scale_i)^2 does not grow, and further (up to 1/2048) while the
+residual is not finite.
 """
 
 from __future__ import annotations
@@ -399,7 +400,7 @@ class BlockNewton:
                      for i in range(self.n)]
             # backtracking on the merit, full step first
             lam, done = 1.0, 0.0
-            for _ in range(6):
+            for k_ls in range(12):
                 for i in range(self.n):
                     self._x_vec(i).axpy(lam - done, self.dx[i])
                     self.U[i].x.scatter_forward()
@@ -407,7 +408,10 @@ class BlockNewton:
                 if bd is not None:
                     bd.voltage.value = V0 + lam * dV
                 r_new = self.assemble_residual()
-                if all(np.isfinite(r_new)) and merit(r_new) <= m:
+                finite = all(np.isfinite(r_new))
+                # up to 1/32 while the merit grows; up to 1/2048 while the residual overflows
+                # (a step through near-singular, damaged cells can push exp(f eta) past the float range)
+                if finite and (merit(r_new) <= m or k_ls >= 5):
                     break
                 lam *= 0.5
             m_prev, r = m, r_new
