@@ -91,11 +91,14 @@ def test_restart_4_ranks_on_fewer(runs, ranks):
     for key in KEYS:
         va = np.array([float(r[key]) for r in a])
         vb = np.array([float(r[key]) for r in b])
-        assert np.allclose(vb, va, rtol=1e-10, atol=1e-12 * np.abs(va).max()), (key, va, vb)
+        # the coupled Newton stops at solver.newton.coupled_rtol (1e-6 of the step's first
+        # residual) and its Krylov path depends on the partition: a restart on other ranks
+        # reproduces the scalars to that tolerance (measured 1.4e-8), not to round-off
+        assert np.allclose(vb, va, rtol=1e-6, atol=1e-12 * np.abs(va).max()), (key, va, vb)
         worst = max(worst, float(np.max(np.abs(vb - va) / np.maximum(np.abs(va), 1e-300))))
     print(f"4 -> {ranks} ranks: largest relative difference of the scalars {worst:.1e}")
     xa, fa = _last_fields(full)
     xb, fb = _last_fields(split)
     assert np.allclose(xa, xb, atol=1e-9)
     for key in ("metal", "damage"):
-        assert np.allclose(fa[key], fb[key], rtol=1e-8, atol=1e-10), key
+        assert np.allclose(fa[key], fb[key], rtol=1e-6, atol=1e-8), key
