@@ -55,7 +55,7 @@ def _rows(out: Path) -> list[dict]:
 
 def _last_fields(out: Path) -> tuple[np.ndarray, dict]:
     """Points and point fields of the last output step, sorted by coordinates."""
-    from solver.series import FieldSeries
+    from solver.io.series import FieldSeries
 
     with FieldSeries(out / "fields.xdmf") as series:
         fr = series.frame(len(series) - 1)
