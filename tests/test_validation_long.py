@@ -1,7 +1,7 @@
 """Long validations run by ``make validate`` only (marker ``slow``): the
 benchmarks of the verification plan that are too heavy for ``make test``,
 as tests with recorded values (validation/report.md). Their fast-tier
-representatives: F4 has none (VERIFICATION.md: a benchmark); the flaw
+representatives: F4 has none (docs/verification-plan.md: a benchmark); the flaw
 ramps' Griffith/LEFM check runs at a = 10 um in
 tests/test_fracture.py::test_pressurised_flaw_follows_lefm."""
 
