@@ -21,6 +21,8 @@ from __future__ import annotations
 import ctypes
 import difflib
 
+from .numerics.petsc_db import write_options
+
 # Generic options that any PETSc object queries at view/destroy time, or that
 # only take effect in situations the throwaway solve does not reach.
 ALWAYS_ACCEPTED = ("ksp_view", "ksp_monitor", "ksp_converged_reason", "ksp_error_if_not_converged",
@@ -79,17 +81,6 @@ def defaults_for(name: str) -> dict:
     return dict(SPD_DEFAULTS)
 
 
-def _set(opts, prefix: str, options: dict) -> None:
-    for key, value in options.items():
-        key = str(key).lstrip("-")
-        if value is None or value is True:
-            opts[f"{prefix}{key}"] = ""
-        elif value is False:
-            opts[f"{prefix}{key}"] = "false"
-        else:
-            opts[f"{prefix}{key}"] = value
-
-
 def _matrix(bs: int, blocks: int = 24):
     """A small SPD block matrix: 1D Laplacian (x) I_bs + a weak coupling between the fields."""
     from petsc4py import PETSc
@@ -113,7 +104,7 @@ def _trial(prefix: str, options: dict, bs: int) -> list[str]:
     from petsc4py import PETSc
 
     opts = PETSc.Options()
-    _set(opts, prefix, options)
+    write_options(opts, prefix, options)
     blocks = None
     if bs == "coupled":  # the monolithic system: a MatNest with the mechanics and electrochemistry splits
         blocks = [_matrix(2), _matrix(3)]

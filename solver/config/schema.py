@@ -617,9 +617,6 @@ class Newton(Section):
     lag_jacobian: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.0, description="monolithic coupling: reuse the Jacobian for the next Newton iteration after one that "
         "reduced the scaled residual by at least this factor (a chord step); 0 = assemble it every iteration")
-    extrapolate: bool = Field(
-        False, description="monolithic coupling: start each step's Newton from the linear extrapolation of the "
-        "two last committed states (else from the last one)")
     reuse_preconditioner: bool = Field(
         True, description="keep the coupled preconditioner across Newton iterations and steps while the Krylov "
         "iterations stay within 3x of those after its last rebuild (monolithic coupling)")

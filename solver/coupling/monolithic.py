@@ -44,11 +44,10 @@ and differ only by where each stops iterating.
 from __future__ import annotations
 
 import ufl
-from mpi4py import MPI
 
 from .. import scales
 from ..numerics.block_newton import BlockNewton, Border
-from ..numerics.linalg import SolveError
+from ..numerics.linalg import SolveError, global_max_abs
 from ..physics.electrochemistry import KSP_DEFAULTS as EC_KSP
 from ..physics.electrochemistry import XI
 from ..physics.mechanics import MECHANICS_PETSC
@@ -71,13 +70,6 @@ COUPLED_KSP_DEFAULTS = {
     **{f"fieldsplit_electrochemistry_{k}": v for k, v in EC_KSP.items() if k.startswith(("pc_", "fieldsplit_"))},
     "fieldsplit_electrochemistry_ksp_type": "preonly",
 }
-
-
-def _global_max_abs(a, comm) -> float:
-    import numpy as np
-
-    local = float(np.max(np.abs(a))) if a.size else 0.0
-    return comm.allreduce(local, op=MPI.MAX)
 
 
 class MonolithicCoupling:
@@ -112,7 +104,6 @@ class MonolithicCoupling:
             eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner,
             on_iteration=lambda: check_stop(self.comm),  # a stop request abandons the step under way
             lag_jacobian=nw.lag_jacobian)
-        ec.extrapolate = nw.extrapolate
         self.rtol_u = min(cfg.solver.stagger.tol_u, mech.newton_rtol * 100.0)
 
     def solve_coupled(self, t: float, dt: float):
@@ -126,7 +117,8 @@ class MonolithicCoupling:
         if ec.galvanostatic:
             self._I_target = ec.galvanostatic_target(t)
         with cs.ctx.phase("coupled"):
-            st = self.newton.solve(scales=[self._mechanics_scale, self._ec_scale], rtols=[self.rtol_u, self.cfg.solver.newton.coupled_rtol],
+            st = self.newton.solve(scales=[self._mechanics_scale, self._ec_scale],
+                                   rtols=[self.rtol_u, self.cfg.solver.newton.coupled_rtol],
                                    update_test=[False, True])
         if self._ec_scale is None:  # the step's first residual judges every pass of the step
             self._ec_scale = st.first_residuals[1]
@@ -171,21 +163,12 @@ class MonolithicCoupling:
                 break
             d_prev = cs.d.x.array.copy()
             krylov += cs._fracture_stage(t)
-            dd = _global_max_abs(cs.d.x.array - d_prev, self.comm)
+            dd = global_max_abs(cs.d.x.array - d_prev, self.comm)
             if dd <= st.tol_d:
                 converged = True
                 break
-        change_xi = _global_max_abs(cs.xi.x.array - xi0, self.comm)
-        change_d = _global_max_abs(cs.d.x.array - d0, self.comm)
-        problems = []
-        if not converged and st.on_max_iterations == "accept":
-            cs.log.info(f"coupled iteration not converged in {st.max_iterations} passes (dd {dd:.2e}); step "
-                        "accepted (on_max_iterations: accept)")
-        elif not converged:
-            problems.append(f"coupled iteration not converged in {st.max_iterations} passes (dd {dd:.2e})")
-        if change_xi > cfg.time.max_dxi or change_d > cfg.time.max_dd:
-            problems.append(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
-                            f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
+        problems = cs.step_problems(xi0, d0, converged, f"coupled iteration not converged in "
+                                    f"{st.max_iterations} passes (dd {dd:.2e})")
         info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
                 "coupled_solves": solves, "staggered_fallback": 0, "problems": problems, "converged": converged}
         if ec.galvanostatic:

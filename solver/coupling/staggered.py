@@ -35,20 +35,15 @@ loop (dt control, checkpoints, statuses) is ``time.loop``; this module is one st
 from __future__ import annotations
 
 import numpy as np
-from mpi4py import MPI
-
 from dolfinx import fem
+from mpi4py import MPI
 
 from .. import scales
 from ..config import ConfigError
 from ..io.log import get_logger
+from ..numerics.linalg import SolveError, global_max_abs
 from ..physics.phases import make_damage_function
-from ..numerics.linalg import SolveError
 from ..time.stop import check_stop
-
-def global_max_abs(a: np.ndarray, comm: MPI.Comm) -> float:
-    local = float(np.max(np.abs(a))) if a.size else 0.0
-    return comm.allreduce(local, op=MPI.MAX)
 
 
 class PressureRelaxation:
@@ -231,6 +226,7 @@ class CoupledSolver:
         relax = PressureRelaxation(self.p_q, st.relaxation, st.relaxation_method, self.comm)
         xi0, d0 = self.xi.x.array.copy(), self.d.x.array.copy()
         converged, k = False, 0
+        dxi = dd = res_u = 0.0  # a single field converges at once: no change measured
         for k in range(1, st.max_iterations + 1):
             if k > 1:
                 check_stop(self.comm)  # a stop request abandons the step (restored by the caller)
@@ -260,23 +256,32 @@ class CoupledSolver:
             if dxi <= st.tol_xi and dd <= st.tol_d and res_u <= st.tol_u:
                 converged = True
                 break
-        change_xi = global_max_abs(self.xi.x.array - xi0, self.comm)
-        change_d = global_max_abs(self.d.x.array - d0, self.comm)
-        problems = []
-        if not converged and st.on_max_iterations == "accept":
-            self.log.info(f"stagger not converged in {st.max_iterations} iterations (dxi {dxi:.2e}, dd {dd:.2e}, "
-                          f"mechanics residual {res_u:.2e}); step accepted (on_max_iterations: accept)")
-        elif not converged:
-            problems.append(f"staggered iteration not converged in {st.max_iterations} iterations "
-                            f"(dxi {dxi:.2e}, dd {dd:.2e}, mechanics residual {res_u:.2e})")
-        if change_xi > cfg.time.max_dxi or change_d > cfg.time.max_dd:
-            problems.append(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
-                            f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
+        problems = self.step_problems(xi0, d0, converged,
+                                      f"staggered iteration not converged in {st.max_iterations} iterations "
+                                      f"(dxi {dxi:.2e}, dd {dd:.2e}, mechanics residual {res_u:.2e})")
         info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
                 "problems": problems, "converged": converged}
         if self.frac is not None:
             info["fracture_iterations"] = self.fracture_subiterations
         return info
+
+    def step_problems(self, xi0: np.ndarray, d0: np.ndarray, converged: bool, unconverged: str) -> list[str]:
+        """Why the step that started from (xi0, d0) should be rejected: the coupled
+        iteration did not converge (``unconverged`` says how; with
+        on_max_iterations 'accept' it is only logged), or the step changed xi
+        or d by more than time.max_dxi / time.max_dd. Used by both schemes."""
+        cfg = self.cfg
+        problems = []
+        if not converged and cfg.solver.stagger.on_max_iterations == "accept":
+            self.log.info(f"{unconverged}; step accepted (on_max_iterations: accept)")
+        elif not converged:
+            problems.append(unconverged)
+        change_xi = global_max_abs(self.xi.x.array - xi0, self.comm)
+        change_d = global_max_abs(self.d.x.array - d0, self.comm)
+        if change_xi > cfg.time.max_dxi or change_d > cfg.time.max_dd:
+            problems.append(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "
+                            f"max|dd| = {change_d:.3f} (limit {cfg.time.max_dd})")
+        return problems
 
     def _fracture_stage(self, t: float) -> int:
         """(F): update H and solve d; with stagger.fracture_iterations > 1 alternate

@@ -62,11 +62,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 import ufl
-from mpi4py import MPI
-from petsc4py import PETSc
-
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
+from petsc4py import PETSc
 
 from .linalg import SolveError, assembly, direct_ksp, set_options
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-from petsc4py import PETSc
-
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
+from petsc4py import PETSc
+
+from .petsc_db import write_options
 
 # Direct solves before a failed Krylov solver (direct_fallback 'sticky') is
 # tried again; doubled after each retry that fails.
@@ -61,6 +62,14 @@ def assembly():
         ASSEMBLY_EVENT.end()
 
 
+def global_max_abs(a: np.ndarray, comm) -> float:
+    """max |a| over the local arrays of all ranks of ``comm``."""
+    from mpi4py import MPI
+
+    local = float(np.max(np.abs(a))) if a.size else 0.0
+    return comm.allreduce(local, op=MPI.MAX)
+
+
 class SolveError(RuntimeError):
     """A solve that did not converge (the caller cuts the time step)."""
 
@@ -74,14 +83,7 @@ def set_options(prefix: str, defaults: dict, overrides: dict | None = None) -> d
         if key.startswith(prefix):
             opts.delValue(key)
     merged = {**defaults, **(overrides or {})}
-    for key, value in merged.items():
-        key = key.lstrip("-")
-        if value is None or value is True:
-            opts[f"{prefix}{key}"] = ""
-        elif value is False:
-            opts[f"{prefix}{key}"] = "false"
-        else:
-            opts[f"{prefix}{key}"] = value
+    write_options(opts, prefix, merged)
     return merged
 
 

@@ -113,18 +113,16 @@ import time as _time
 
 import numpy as np
 import ufl
+from dolfinx import fem
 from mpi4py import MPI
 from petsc4py import PETSc
-
-from dolfinx import fem
-from dolfinx.fem import petsc as fem_petsc
 
 from .. import scales
 from ..config import schedule_value
 from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
-from .initial_na import initial_xi
 from ..numerics.block_newton import BlockNewton, Border
 from ..numerics.linalg import SolveError
+from .initial_na import initial_xi
 from .parameters import bv_bracket
 from .phases import h_interp, h_prime
 
@@ -420,11 +418,6 @@ class ElectrochemistryProblem:
         self.max_it = cfg.solver.newton.max_iterations
         self.newton = None
         self._I_target = 0.0
-        # initial guess of a step: the committed state, or (extrapolate) its linear
-        # extrapolation from the two last committed states (set by the monolithic scheme)
-        self.extrapolate = False
-        self.u_prev = fem.Function(self.W, name="electrochemistry_previous")  # the state before the committed one
-        self._V_prev, self._dt_prev = 0.0, 0.0  # its voltage and the step from it (0: no history)
 
         # ---------------- state ----------------
         self.xi = fem.Function(self.V1[XI], name="metal")
@@ -516,8 +509,6 @@ class ElectrochemistryProblem:
         """Accept the pending step as the state at t + dt."""
         if not self._pending:
             return
-        self.u_prev.x.array[:] = self.u_n.x.array
-        self._V_prev, self._dt_prev = self._V_committed, self._pending_dt
         self.u_n.x.array[:] = self.u.x.array
         self.t_committed += self._pending_dt
         self.charge += self._pending_current * self._pending_dt
@@ -541,11 +532,6 @@ class ElectrochemistryProblem:
         if not self._pending:
             self.u.x.array[:] = self.u_n.x.array  # initial guess: committed state
             self.voltage.value = self._V_committed
-            if self.extrapolate and self._dt_prev > 0.0:
-                # or its linear extrapolation from the last two committed states
-                r = min(dt / self._dt_prev, 2.0)
-                self.u.x.array[:] += r * (self.u_n.x.array - self.u_prev.x.array)
-                self.voltage.value = self._V_committed + r * (self._V_committed - self._V_prev)
         self.dt.value = dt
         if not self.galvanostatic:
             self.voltage.value = self._target_voltage(t + dt)
@@ -602,8 +588,7 @@ class ElectrochemistryProblem:
     def save_state(self):
         self._saved = dict(u=self.u.x.array.copy(), u_n=self.u_n.x.array.copy(), V=float(self.voltage.value),
                            Vc=self._V_committed, t=self.t_committed, q=self.charge, pending=self._pending,
-                           pdt=self._pending_dt, pI=self._pending_current, last=self.last_current,
-                           u_prev=self.u_prev.x.array.copy(), V_prev=self._V_prev, dt_prev=self._dt_prev)
+                           pdt=self._pending_dt, pI=self._pending_current, last=self.last_current)
 
     def restore_state(self):
         s = self._saved
@@ -615,33 +600,25 @@ class ElectrochemistryProblem:
         self._V_committed, self.t_committed, self.charge = s["Vc"], s["t"], s["q"]
         self._pending, self._pending_dt, self._pending_current = s["pending"], s["pdt"], s["pI"]
         self.last_current = s["last"]
-        self.u_prev.x.array[:] = s["u_prev"]
-        self._V_prev, self._dt_prev = s["V_prev"], s["dt_prev"]
         self._update_xi()
 
     # -- checkpoint (the driver writes the Functions with adios4dolfinx) ----
     def checkpoint_functions(self) -> dict:
-        """The committed state (xi, c~, psi) as one Function, and the state
-        before it (the initial-guess extrapolation of the next step)."""
-        return {"u": self.u_n, "u_prev": self.u_prev}
+        """The committed state (xi, c~, psi) as one Function."""
+        return {"u": self.u_n}
 
     def checkpoint_state(self) -> dict:
-        """The committed scalars: voltage (RT/F units), time [s], charge [C/m];
-        the voltage before and the step since the previous state."""
-        return {"voltage": self._V_committed, "time_s": self.t_committed, "charge_C_m": self.charge,
-                "voltage_previous": self._V_prev, "dt_previous_s": self._dt_prev}
+        """The committed scalars: voltage (RT/F units), time [s], charge [C/m]."""
+        return {"voltage": self._V_committed, "time_s": self.t_committed, "charge_C_m": self.charge}
 
     def load_checkpoint_state(self, state: dict) -> None:
-        """After u_n (and u_prev) were read from a checkpoint: restore the committed scalars."""
+        """After u_n was read from a checkpoint: restore the committed scalars."""
         self.u_n.x.scatter_forward()
-        self.u_prev.x.scatter_forward()
         self.u.x.array[:] = self.u_n.x.array
         self._V_committed = state.get("voltage", self._V_committed)
         self.voltage.value = self._V_committed
         self.t_committed = state.get("time_s", self.t_committed)
         self.charge = state.get("charge_C_m", self.charge)
-        self._V_prev = state.get("voltage_previous", self._V_committed)
-        self._dt_prev = state.get("dt_previous_s", 0.0)
         self._pending = False
         self._update_xi()
 

@@ -42,16 +42,16 @@ from __future__ import annotations
 
 import numpy as np
 import ufl
-from mpi4py import MPI
-from petsc4py import PETSc
-
 from dolfinx import fem, la
 from dolfinx import mesh as dmesh
 from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
+from petsc4py import PETSc
 
 from .. import scales
 from ..config import schedule_value
 from ..mesh.domain import FACET_TAGS, Domain, num_local_cells
+from ..numerics.linalg import SPD_DEFAULTS, LinearSolver, SolveError
 from .elasticity import (
     EnergySplit,
     Stiffness,
@@ -64,7 +64,6 @@ from .elasticity import (
     strain3,
     von_mises,
 )
-from ..numerics.linalg import SPD_DEFAULTS, LinearSolver, SolveError
 from .phases import make_damage_function
 
 # CG + GAMG (rigid-body near-nullspace) with SOR smoothing: on a soft, nearly
@@ -449,8 +448,9 @@ class MechanicsProblem:
 
     def force_scale(self) -> float:
         """A force scale that does not contain the residual itself (for Newton's
-        merit): max(||f_int(u)||, ||R(0)||) over all dofs, with the floor of
-        :meth:`load_scale`."""
+        merit): max(||f_int(u)||, ||R(0)||) over all dofs, floored by the force
+        of a strain 1e-12 in the electrolyte over the domain (an unloaded,
+        stress-free state has no other scale)."""
         scale = self._assemble_residual(self._Fint_form).norm()
         saved = self.u.x.array.copy()
         self.u.x.array[:] = 0.0
@@ -464,17 +464,8 @@ class MechanicsProblem:
         """The force scale of the current state: max(||R(u)||, ||f_int(u)||,
         ||R(0)||) over all dofs (reactions, the internal forces, and the
         eigenstrain + traction load at u = 0, so a stress-free equilibrium
-        still has a scale), floored by the force of a strain 1e-12 in the
-        electrolyte over the domain (an unloaded state has no other scale)."""
-        scale = self._assemble_residual(self._F_form).norm()
-        scale = max(scale, self._assemble_residual(self._Fint_form).norm())
-        saved = self.u.x.array.copy()
-        self.u.x.array[:] = 0.0
-        scale = max(scale, self._assemble_residual(self._F_form).norm())
-        self.u.x.array[:] = saved
-        size = max(self.domain.width, self.domain.height)
-        floor = 1e-12 * float(electrolyte_constants(self.cfg.materials.electrolyte).bulk()) * size ** (self.tdim - 1)
-        return max(scale, floor)
+        still has a scale), floored as :meth:`force_scale`."""
+        return max(self._assemble_residual(self._F_form).norm(), self.force_scale())
 
     # ------------------------------------------------------------------
     def stress(self):
