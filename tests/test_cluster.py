@@ -32,9 +32,9 @@ pytestmark = [
 ]
 
 # Two grains, a Na layer, all five fields on an 80 x 80 mesh, 0.01 s steps
-# (0.6 s each on 2 ranks with the monolithic coupling; 16 x 16 took 0.06 s and
-# the whole run ended before the signal): 300 steps take about 3 min, longer
-# than the first attempt gets (the SIGTERM comes 5 to 35 s into the job: the
+# (0.6 s each on 2 idle ranks with the monolithic coupling; 16 x 16 took 0.06 s
+# and the whole run ended before the signal): 200 steps take about 2 min,
+# longer than the first attempt gets (the SIGTERM comes 5 to 35 s into the job: the
 # controller checks time limits every 30 s).
 LONG = """\
 name: cluster_long
@@ -44,10 +44,10 @@ electrochemistry: {interface_width: 0.5 um, initial_na: [{type: layer, thickness
 fracture: {model: stress, length_scale: 0.5 um, strength_bulk: 3 GPa, strength_plane: 3 GPa,
            strength_grain_boundary: 3 GPa}
 loading: {electrical: {control: potentiostatic, voltage: 0.1 V}}
-time: {t_end: 3 s, dt: 0.01 s, growth: 1.0}
+time: {t_end: 2 s, dt: 0.01 s, growth: 1.0}
 output: {every: 100, checkpoint_every: 5}
 """
-LONG_STEPS = 300
+LONG_STEPS = 200
 
 
 @pytest.fixture(scope="module")
