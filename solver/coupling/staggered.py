@@ -368,6 +368,12 @@ class CoupledSolver:
                 funcs[f"{name}_{key}"] = f
         return funcs
 
+    @property
+    def optional_checkpoint_keys(self) -> tuple[str, ...]:
+        """Checkpoint Functions that older versions did not write (read as 0 when absent)."""
+        return tuple(f"{name}_{key}" for name, prob in self._named_problems()
+                     for key in getattr(prob, "optional_checkpoint_keys", ()))
+
     def checkpoint_state(self) -> dict:
         return {"charge_C_m": self.charge,
                 "problems": {name: p.checkpoint_state() for name, p in self._named_problems()}}

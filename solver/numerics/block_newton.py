@@ -17,9 +17,10 @@ PETSc MatNest (one Krylov solve of the coupled system per iteration):
     J b = -J_(:,D) e,  b_D = e           (response to a unit change of V; see below)
     dV  = -(G + g.a) / (g.b),  dU = a + dV b,   g = dG/dU
 
-The sensitivity b is solved once per step, at the first iteration, with a loose
-tolerance, and reused while the voltage corrections contract (|dV_k| <= |dV_(k-1)|
-/ 2; else b is solved again): with an approximate b the update still meets the
+The sensitivity b is solved with a loose tolerance when the caller
+invalidates it (the monolithic coupling: at a new dt) and reused, across
+iterations and time steps, while the voltage corrections contract (|dV_k| <=
+|dV_(k-1)| / 2; else b is solved again): with an approximate b the update still meets the
 linearised constraint exactly, and the residual it leaves, dV J (b~ - b), shrinks
 with dV (the voltage settles in the first iterations). So a galvanostatic Newton
 iteration costs one linear solve, not two.

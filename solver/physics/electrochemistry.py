@@ -438,6 +438,10 @@ class ElectrochemistryProblem:
         self.charge = 0.0  # committed cumulative charge per depth [C/m]
         self._pending = False
         self._pending_dt = 0.0
+        # the last committed step's metal rate (xi_n - xi_(n-1)) / dt_n [1/s] and its dt_n [s]:
+        # the rate predictor of the next step's initial guess (predict_xi)
+        self.xi_rate = fem.Function(self.V1[XI], name="metal_rate")
+        self.rate_dt = 0.0
         self._pending_current = 0.0  # A/m
         self._V_committed = float(self.voltage.value)
         self.last_current = 0.0  # A/m (last solve)
@@ -509,6 +513,9 @@ class ElectrochemistryProblem:
         """Accept the pending step as the state at t + dt."""
         if not self._pending:
             return
+        m = self._map[XI]
+        self.xi_rate.x.array[:] = (self.u.x.array[m] - self.u_n.x.array[m]) / self._pending_dt
+        self.rate_dt = self._pending_dt
         self.u_n.x.array[:] = self.u.x.array
         self.t_committed += self._pending_dt
         self.charge += self._pending_current * self._pending_dt
@@ -535,6 +542,19 @@ class ElectrochemistryProblem:
         self.dt.value = dt
         if not self.galvanostatic:
             self.voltage.value = self._target_voltage(t + dt)
+
+    def predict_xi(self, dt: float) -> bool:
+        """Initial guess of the step from the committed state by the last
+        step's rate: xi = clip(xi_n + min(dt, dt_n) (dxi/dt)_n, 0, 1), c~ and
+        psi unchanged. False (nothing done) when there is no committed rate or
+        the step is solved again (a pending result is the better guess)."""
+        if self._pending or self.rate_dt <= 0.0:
+            return False
+        m = self._map[XI]
+        a = self.u.x.array
+        a[m] = np.clip(self.u_n.x.array[m] + min(dt, self.rate_dt) * self.xi_rate.x.array, 0.0, 1.0)
+        self.u.x.scatter_forward()
+        return True
 
     def abandon_step(self) -> None:
         """After a failed solve: back to the committed state."""
@@ -588,7 +608,8 @@ class ElectrochemistryProblem:
     def save_state(self):
         self._saved = dict(u=self.u.x.array.copy(), u_n=self.u_n.x.array.copy(), V=float(self.voltage.value),
                            Vc=self._V_committed, t=self.t_committed, q=self.charge, pending=self._pending,
-                           pdt=self._pending_dt, pI=self._pending_current, last=self.last_current)
+                           pdt=self._pending_dt, pI=self._pending_current, last=self.last_current,
+                           rate=self.xi_rate.x.array.copy(), rate_dt=self.rate_dt)
 
     def restore_state(self):
         s = self._saved
@@ -600,16 +621,24 @@ class ElectrochemistryProblem:
         self._V_committed, self.t_committed, self.charge = s["Vc"], s["t"], s["q"]
         self._pending, self._pending_dt, self._pending_current = s["pending"], s["pdt"], s["pI"]
         self.last_current = s["last"]
+        self.xi_rate.x.array[:] = s["rate"]
+        self.rate_dt = s["rate_dt"]
         self._update_xi()
 
     # -- checkpoint (the driver writes the Functions with adios4dolfinx) ----
+    # the metal rate of the last step: absent from checkpoints of older versions (read as 0: no predictor)
+    optional_checkpoint_keys = ("xi_rate",)
+
     def checkpoint_functions(self) -> dict:
-        """The committed state (xi, c~, psi) as one Function."""
-        return {"u": self.u_n}
+        """The committed state (xi, c~, psi) as one Function, and the last
+        step's metal rate (the next step's predictor)."""
+        return {"u": self.u_n, "xi_rate": self.xi_rate}
 
     def checkpoint_state(self) -> dict:
-        """The committed scalars: voltage (RT/F units), time [s], charge [C/m]."""
-        return {"voltage": self._V_committed, "time_s": self.t_committed, "charge_C_m": self.charge}
+        """The committed scalars: voltage (RT/F units), time [s], charge [C/m],
+        the dt [s] of the last step (of xi_rate)."""
+        return {"voltage": self._V_committed, "time_s": self.t_committed, "charge_C_m": self.charge,
+                "rate_dt_s": self.rate_dt}
 
     def load_checkpoint_state(self, state: dict) -> None:
         """After u_n was read from a checkpoint: restore the committed scalars."""
@@ -619,6 +648,8 @@ class ElectrochemistryProblem:
         self.voltage.value = self._V_committed
         self.t_committed = state.get("time_s", self.t_committed)
         self.charge = state.get("charge_C_m", self.charge)
+        self.xi_rate.x.scatter_forward()
+        self.rate_dt = state.get("rate_dt_s", 0.0)
         self._pending = False
         self._update_xi()
 
