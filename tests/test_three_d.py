@@ -239,3 +239,201 @@ def test_E5_growth_along_and_across_the_planes_3d(comm, record_validation):
                       abs(ratio / r_th - 1) <= 0.05)
     assert ratio > 2.5 and ratio == pytest.approx(r_th, rel=0.05)
     assert v["z"] == pytest.approx(v["x"], rel=1e-6, abs=0)
+
+
+# --------------------------------------------------------------------------
+# fracture in 3D: F3 onset with a tilted c-axis, damaged domain, F5
+# --------------------------------------------------------------------------
+SIG_CP, TAU_CP, SIG_B = 30.0, 60.0, 300.0
+
+
+def _mech_cfg(fracture=None, load=None, mechanics=None):
+    return _cfg({"mesh": {"width": "10 um", "height": "10 um", "depth": "10 um", "h": "2.5 um"},
+                 "electrochemistry": {"enabled": False},
+                 "fracture": {"model": "stress", **(fracture or {})},
+                 "mechanics": mechanics or {},
+                 "loading": {"mechanical": load or {"type": "none"}}})
+
+
+def tilted_axis(psi, phi=np.radians(30.0)):
+    """A c-axis at psi from y (the load axis), azimuth phi about y."""
+    return np.array([np.sin(psi) * np.cos(phi), np.cos(psi), np.sin(psi) * np.sin(phi)])
+
+
+def crystal_3d(comm, axis, model="stress", extra=None):
+    from solver.physics.fracture import FractureProblem
+    from solver.physics.mechanics import MechanicsProblem
+
+    cfg = _mech_cfg(fracture={"model": model, "strength_plane": SIG_CP * 1e6, "shear_strength_plane": TAU_CP * 1e6,
+                              "strength_bulk": SIG_B * 1e6, **(extra or {})},
+                    load={"type": "pressure", "boundary": "counter_electrode", "support": "roller",
+                          "value": {"points": [[0.0, 0.0], [1000.0, -1e9]]}})  # s = t MPa
+    dom = box_domain(comm, (10.0, 10.0, 10.0), (3, 3, 3), [axis])
+    mp = MechanicsProblem(dom, cfg)
+    return mp, FractureProblem(dom, cfg, mp)
+
+
+def onset_3d(psi):
+    """Uniaxial s along y, planes of normal m at psi from y: m.sigma.m =
+    s cos^2 psi, |sigma m - (m.sigma.m) m| = s sin psi cos psi; bulk at
+    s = sigma_b (no plane-strain sigma_zz in 3D)."""
+    c, s = np.cos(psi), np.sin(psi)
+    q = (c**2 / SIG_CP) ** 2 + (s * c / TAU_CP) ** 2
+    return min(1 / np.sqrt(q) if q > 0 else np.inf, SIG_B)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("psi_deg", [0.0, 35.0, 60.0, 80.0, 90.0])
+def test_F3_onset_with_a_tilted_c_axis_3d(comm, psi_deg, record_validation):
+    """F3 in 3D: a cube pulled along y, c-axis at psi from y out of every
+    coordinate plane (azimuth 30 deg). The stress is uniaxial (checked), the
+    plane tractions are the analytic ones (checked per cell), and damage
+    starts between 0.995 and 1.005 of the onset stress s*; above it d =
+    H / (1 + H) with H = max(D_cp, D_b)."""
+    from solver.physics.elasticity import plane_tractions
+    from solver.physics.fracture import stress_criteria
+
+    psi = np.radians(psi_deg)
+    axis = tilted_axis(psi)
+    s_star = onset_3d(psi)
+    mp, fp = crystal_3d(comm, axis)
+    for fac, damaged in ((0.995, False), (1.005, True)):
+        fp.H.x.array[:] = 0.0
+        fp.d.x.array[:] = 0.0
+        s = fac * s_star
+        mp.solve(s)
+        sig = mp.cell_stress(undegraded=True)[: fp.ncell_owned]
+        ref = np.zeros((3, 3))
+        ref[1, 1] = s
+        assert everywhere(comm, np.abs(sig - ref).max() < 1e-6 * s)
+        tn, ts = plane_tractions(sig, mp.cell_plane_normal()[: fp.ncell_owned])
+        assert everywhere(comm, np.allclose(tn, s * np.cos(psi) ** 2, rtol=1e-6, atol=1e-6 * s))
+        assert everywhere(comm, np.allclose(ts, s * np.sin(psi) * np.cos(psi), rtol=1e-6, atol=1e-6 * s))
+        fp.update_history()
+        fp.solve()
+        dmax = fp.max_damage()
+        record_validation(f"F3 3D onset, c-axis at {psi_deg} deg from the load: damage at {fac} s* "
+                          f"(s* = {s_star:.4g} MPa)", "> 0" if damaged else 0.0, dmax, "onset within 0.5%",
+                          (dmax > 0) == damaged)
+        if not damaged:
+            assert dmax == 0.0 and fp.max_history() == 0.0
+        else:
+            Dcp, Db = stress_criteria(ref[None], axis[None], SIG_CP, TAU_CP, SIG_B)
+            H = max(Dcp[0], Db[0])
+            assert H > 0
+            assert fp.max_history() == pytest.approx(H, rel=1e-6)
+            assert dmax == pytest.approx(H / (1 + H), rel=1e-6)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("psi_deg", [0.0, 50.0])
+def test_damaged_domain_threshold_3d(comm, psi_deg):
+    """The damaged-domain model in 3D: sigma_m0 = [c^2/s0 + (1-c^2)/(r s0)]^-1
+    with c = n1.m (n1 = y, m tilted out of the coordinate planes): no cell
+    at 0.999 sigma_m0, every cell at 1.001; unloading keeps d = 1; damaged
+    cells carry modulus x 1e-4 (energy x 1e4 under the same traction)."""
+    s0, r = 30.0, 10.0
+    psi = np.radians(psi_deg)
+    thr = 1.0 / (np.cos(psi) ** 2 / s0 + np.sin(psi) ** 2 / (r * s0))
+    mp, fp = crystal_3d(comm, tilted_axis(psi), model="damaged_domain",
+                        extra={"damaged_domain": {"threshold": s0 * 1e6, "threshold_ratio": r}})
+    mp.solve(0.999 * thr)
+    U0 = mp.elastic_energy()
+    fp.update_history()
+    fp.solve()
+    assert fp.max_damage() == 0.0
+    mp.solve(1.001 * thr)
+    fp.update_history()
+    fp.solve()
+    n = fp.ncell_owned
+    assert everywhere(comm, np.all(fp.d.x.array[fp._qdofs[:n]] == 1.0))
+    mp.solve(0.0)
+    fp.update_history()
+    fp.solve()
+    assert everywhere(comm, np.all(fp.d.x.array[fp._qdofs[:n]] == 1.0))
+    mp.solve(0.999 * thr)
+    assert mp.elastic_energy() == pytest.approx(U0 / 1e-4, rel=1e-6)
+
+
+# --------------------------------------------------------------------------
+# coupled runs in 3D (C1, C2): a 2-grain gmsh Voronoi through solver.run
+# --------------------------------------------------------------------------
+SMALL_3D = {
+    "name": "small_coupled_3d",
+    "mesh": {"kind": "voronoi", "dim": 3, "width": "4 um", "height": "4 um", "depth": "2 um", "grains": 2,
+             "seed": 1, "h": "0.8 um", "orientation": {"mode": "given", "axes": [[0, 1, 1], [1, 0.2, 0]]}},
+    "electrochemistry": {"interface_width": "0.8 um", "initial_na": [{"type": "layer", "thickness": "1.2 um"}]},
+    "fracture": {"model": "stress", "length_scale": "0.8 um", "strength_bulk": "3 GPa", "strength_plane": "3 GPa",
+                 "strength_grain_boundary": "3 GPa"},
+    "loading": {"electrical": {"control": "potentiostatic", "voltage": "0.1 V"}},
+    "time": {"t_end": "0.06 s", "dt": "0.01 s", "growth": 1.0},
+    "output": {"every": 2, "checkpoint_every": 3},
+}
+
+
+def _small(overrides=()):
+    import json
+
+    from solver.config import load_config
+
+    return load_config(raw=json.loads(json.dumps(SMALL_3D)), overrides=list(overrides))
+
+
+def _rows(path):
+    import csv
+
+    with open(path / "scalars.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.mpi
+def test_C1_coupled_3d_serial_and_parallel_agree(comm, shared_tmp, record_validation):
+    """C1 in 3D: all five fields on a 2-grain 3D Voronoi, 3 steps on 1 rank
+    (COMM_SELF) and on all ranks give the same scalars to 1e-6; Faraday
+    (deposited volume = q Omega / F, m^3 and C) at every step to 1e-6."""
+    from solver.run import run
+
+    cfg = _small(["time.t_end=0.03 s", "solver.newton.rtol=1e-11",
+                  "solver.petsc.coupled.ksp_rtol=1e-12"])
+    serial = shared_tmp / f"serial{comm.rank}"
+    assert run(cfg, serial, comm=MPI.COMM_SELF) == 0
+    assert run(cfg, shared_tmp / "parallel", comm=comm) == 0
+    comm.barrier()
+    a, b = _rows(serial), _rows(shared_tmp / "parallel")
+    assert len(a) == len(b) == 3
+    omega = cfg.materials.sodium.molar_volume
+    for r in b:
+        dv, q = float(r["deposited_volume_m3_m"]), float(r["charge_C_m"])
+        assert dv > 0 and dv == pytest.approx(q * omega / F, rel=1e-6, abs=0)
+    for key in ("metal_area_m2", "charge_C_m", "current_density_A_m2", "dendrite_tip_m", "elastic_energy_J_m",
+                "max_pressure_Pa"):
+        va = np.array([float(r[key]) for r in a])
+        vb = np.array([float(r[key]) for r in b])
+        ok = np.allclose(va, vb, rtol=1e-6, atol=1e-12 * np.abs(va).max())
+        record_validation(f"C1 3D serial vs {comm.size} ranks: {key} after 3 steps", va[-1], vb[-1], "1e-6 rel", ok)
+        assert np.abs(va).max() > 0, key
+        assert ok, key
+
+
+@pytest.mark.mpi
+def test_C2_coupled_3d_restart(comm, shared_tmp, record_validation):
+    """C2 in 3D: stop at step 3, restart from the checkpoint: the same step
+    6 as a straight run (1e-10 relative), one row per step."""
+    import json
+
+    from solver.run import run
+
+    full, split = shared_tmp / "full", shared_tmp / "split"
+    assert run(_small(), full, comm=comm) == 0
+    assert run(_small(["time.max_steps=3"]), split, comm=comm) == 0
+    assert [int(r["step"]) for r in _rows(split)] == [1, 2, 3]
+    assert run(_small(), split, comm=comm, restart=True) == 0
+    comm.barrier()
+    a, b = _rows(full), _rows(split)
+    assert [int(r["step"]) for r in b] == [1, 2, 3, 4, 5, 6]
+    for key in ("time_s", "metal_area_m2", "charge_C_m", "elastic_energy_J_m", "max_pressure_Pa"):
+        record_validation(f"C2 3D restart at step 3 vs straight run: {key} at step 6", float(a[-1][key]),
+                          float(b[-1][key]), "1e-10 rel")
+        assert float(a[-1][key]) != 0.0, key
+        assert float(b[-1][key]) == pytest.approx(float(a[-1][key]), rel=1e-10, abs=0), key
+    assert json.loads((split / "summary.json").read_text())["steps"] == 6
