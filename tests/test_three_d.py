@@ -437,3 +437,65 @@ def test_C2_coupled_3d_restart(comm, shared_tmp, record_validation):
         assert float(a[-1][key]) != 0.0, key
         assert float(b[-1][key]) == pytest.approx(float(a[-1][key]), rel=1e-10, abs=0), key
     assert json.loads((split / "summary.json").read_text())["steps"] == 6
+
+
+# --------------------------------------------------------------------------
+# bad cases: options that exist only in 2D are refused in 3D by solver check
+# --------------------------------------------------------------------------
+MESH_3D = {"kind": "voronoi", "dim": 3, "grains": 4, "width": "10 um", "height": "10 um", "depth": "10 um",
+           "h": "2 um"}
+
+BAD_3D = [
+    ({"electrochemistry": {"anisotropy_strength": 0.05}}, "electrochemistry.anisotropy_strength",
+     "exchange_current_ratio"),
+    ({"mechanics": {"split": "spectral"}}, "mechanics.split", "'volumetric_deviatoric'"),
+    ({"mesh": {"orientation": {"mode": "given", "angles": [0, 1, 2, 3]}}}, "mesh.orientation.angles",
+     "mesh.orientation.axes"),
+    ({"electrochemistry": {"initial_na": [{"type": "circle", "center": ["5 um", "5 um"], "radius": "1 um"}]}},
+     "electrochemistry.initial_na[0].type", "'flaws'"),
+    ({"mesh": {"diagonal": "crossed"}}, "mesh.diagonal", "mesh.h"),
+]
+
+
+@pytest.mark.parametrize("extra, key, alternative", BAD_3D)
+def test_two_d_only_option_is_refused_in_3d(extra, key, alternative):
+    """One line naming the option, its value, and the 3D alternative; the same
+    option in 2D is accepted."""
+    from solver.config import ConfigError, validate
+
+    raw = {k: dict(v) for k, v in extra.items()}
+    raw["mesh"] = {**MESH_3D, **raw.get("mesh", {})}
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    problems = info.value.problems
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(key) and "mesh.dim = 3" in problems[0] and alternative in problems[0], problems
+    raw["mesh"]["dim"] = 2
+    raw["mesh"].pop("depth")
+    validate(raw)
+
+
+def test_check_cli_refuses_2d_options_in_3d_before_meshing(tmp_path):
+    """solver check: every 2D-only option on its own line, exit 1, in well
+    under the time gmsh needs (no mesh is built)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import yaml
+
+    bad = tmp_path / "bad3d.yaml"
+    bad.write_text(yaml.safe_dump({"name": "bad3d", "mesh": {**MESH_3D, "orientation": {"mode": "given",
+                                                                                     "angles": [0, 1, 2, 3]}},
+                                   "mechanics": {"split": "spectral"},
+                                   "electrochemistry": {"anisotropy_strength": 0.05}}))
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "solver", "check", str(bad)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert res.returncode == 1
+    lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
+    for key in ("electrochemistry.anisotropy_strength", "mechanics.split", "mesh.orientation.angles"):
+        assert sum(key in ln for ln in lines) == 1, lines
+    assert not (tmp_path / "results").exists()
+    assert time.perf_counter() - t0 < 60.0
