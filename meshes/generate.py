@@ -217,7 +217,7 @@ def make_record(m) -> dict:
         if dim == 2:
             _voronoi_2d(rec, seeds, box, min_edge, m)
         else:
-            _voronoi_3d(rec, seeds, box, m)
+            _voronoi_3d(rec, seeds, box, m, min_edge)
     elif m.kind in ("single_crystal", "bicrystal"):
         W, H = box[:2]
         if dim == 2:
@@ -339,8 +339,13 @@ def _remove_swallowed_grains(rec):
     rec.setdefault("regularisation", {})["grains_inside_hole_flaws"] = [g + 1 for g in gone]
 
 
-def _voronoi_3d(rec, seeds, box, m):
+def _voronoi_3d(rec, seeds, box, m, min_edge=0.0):
     t = voronoi.clipped_voronoi_3d(seeds, box)
+    reg_report = None
+    if min_edge > 0:
+        from .regularise3d import regularise_3d
+
+        t, reg_report = regularise_3d(t, min_edge)
     rec["seeds"] = seeds.tolist()
     rec["vertices"] = t.vertices.tolist()
     rec["faces"] = [[c.tolist(), int(a), int(b)] for c, a, b in t.faces]
@@ -353,8 +358,10 @@ def _voronoi_3d(rec, seeds, box, m):
     for cyc, _, _ in t.faces:
         for a, b in zip(cyc, np.roll(cyc, -1)):
             edges[(min(a, b), max(a, b))] = np.linalg.norm(t.vertices[a] - t.vertices[b])
-    rec["regularisation"] = {"note": "no short-edge regularisation in 3D",
-                             "min_edge_um": float(min(edges.values())), "edges": len(edges)}
+    rec["regularisation"] = reg_report or {"note": "short-edge regularisation off (mesh.min_edge = 0)",
+                                           "min_edge_um": 0.0}
+    rec["regularisation"]["shortest_edge_um"] = float(min(edges.values()))
+    rec["regularisation"]["edges"] = len(edges)
     rec["grains_requested"] = len(seeds)
 
 
