@@ -137,7 +137,10 @@ def check(m) -> tuple[list[str], dict]:
         problems.append(f"mesh.orientation.angles = {m.orientation.angles}: a single crystal needs 1 angle")
     if m.flaws:
         if m.dim == 3:
-            problems.append("mesh.flaws: flaws are implemented in 2D only (mesh.dim = 2)")
+            from . import flaws3d
+
+            specs = [flaws3d.flaw_spec_3d(f, box[0], box[1], box[2]) for f in m.flaws]
+            problems += flaws3d.check(specs, box, hf)
         else:
             specs = [flawlib.flaw_spec(f, box[0], box[1]) for f in m.flaws]
             problems += flawlib.check(specs, box[0], box[1], hf)
@@ -153,6 +156,14 @@ def check(m) -> tuple[list[str], dict]:
         elif not p.with_suffix(".json").is_file():
             problems.append(f"mesh.file = {m.file!r}: its sidecar {p.with_suffix('.json').name} is missing beside it")
     return problems, derived
+
+
+def _flaw_specs(m, box) -> list[dict]:
+    if m.dim == 2:
+        return [flawlib.flaw_spec(f, box[0], box[1]) for f in m.flaws]
+    from . import flaws3d
+
+    return [flaws3d.flaw_spec_3d(f, box[0], box[1], box[2]) for f in m.flaws]
 
 
 def _orientation(m, n: int, dim: int) -> dict:
@@ -195,7 +206,7 @@ def make_record(m) -> dict:
         "h_fine": hf,
         "refine_band": ([m.refine_band.x0 * UM, m.refine_band.x1 * UM, m.refine_band.y0 * UM, m.refine_band.y1 * UM]
                         if m.refine_band else None),
-        "flaws": [flawlib.flaw_spec(f, box[0], box[1]) for f in m.flaws] if dim == 2 else [],
+        "flaws": _flaw_specs(m, box),
         "config": m.model_dump(mode="json"),
         "tags": {
             "cells": "grain id g = 1..n_grains (physical group grain_g)",

@@ -425,7 +425,8 @@ def test_C2_coupled_3d_restart(comm, shared_tmp, record_validation):
 
     # converged well below 1e-10 so that the restart, not the solver tolerance, is tested
     # (at the default tolerances 2 ranks differ by 2.6e-10 in the metal volume)
-    tight = ["solver.newton.rtol=1e-11", "solver.petsc.coupled.ksp_rtol=1e-12"]
+    tight = ["solver.newton.rtol=1e-11", "solver.newton.coupled_rtol=1e-11", "solver.newton.forcing=fixed",
+             "solver.petsc.coupled.ksp_rtol=1e-12"]
     full, split = shared_tmp / "full", shared_tmp / "split"
     assert run(_small(tight), full, comm=comm) == 0
     assert run(_small(tight + ["time.max_steps=3"]), split, comm=comm) == 0
@@ -541,3 +542,88 @@ def test_3d_short_edge_regularisation_improves_quality():
     off = reports["off"][1]
     assert off["min_edge_um"] < 0.05 and rep["min_edge_um"] > 2 * off["min_edge_um"]
     assert rep["min_sicn"] > 1.5 * off["min_sicn"], (off["min_sicn"], rep["min_sicn"])
+
+
+# --------------------------------------------------------------------------
+# 3D flaws: surface notch, through slot, penny crack, pore; holes and Na-filled
+# --------------------------------------------------------------------------
+FLAWS_3D = [{"type": "notch", "center": ["3 um", 0], "length": "3 um", "width": "1 um"},
+            {"type": "slot", "center": ["8 um", "10 um"], "length": "2 um", "width": "1 um", "filled_with_na": True},
+            {"type": "crack", "center": ["5 um", "6 um"], "length": "3 um", "width": "0.6 um", "angle": 0.5},
+            {"type": "pore", "center": ["7 um", "4 um"], "length": "1.6 um", "width": "1.6 um",
+             "filled_with_na": True}]
+
+
+def _flawed_mesh(flaws=FLAWS_3D, **kw):
+    from solver.config import validate
+
+    return validate({"mesh": {"kind": "single_crystal", "dim": 3, "width": "10 um", "height": "10 um",
+                              "depth": "6 um", "h": "1 um", "h_fine": "0.3 um", "flaws": flaws, **kw}}).mesh
+
+
+def test_3d_flaws_are_meshed_with_the_volumes_and_tags_of_their_shapes():
+    """Holes (notch, penny crack) are cut: the grain volume is the box minus
+    their exact volumes (rod + hemisphere; coin with a round rim, Pappus) to
+    1e-5; Na-filled flaws (slot, pore) are meshed inside the grain and
+    their outlines tagged 5 (flaw) like the hole surfaces; the flaw
+    surfaces have the areas of their shapes (pore: 4 pi r^2, 1%)."""
+    import gmsh
+
+    from meshes import flaws3d
+    from meshes.build import gmsh_session
+    from meshes.generate import build, make_record
+
+    rec = make_record(_flawed_mesh())
+    assert [f["z"] for f in rec["flaws"]] == [3.0] * 4
+    with gmsh_session():
+        res = build(rec)
+        rep = res["report"]
+        areas = sorted(gmsh.model.occ.getMass(2, e) for e in res["facet_entities"][5])
+        filled_vol = sorted(gmsh.model.occ.getMass(3, e) for e in res["grain_entities"][1])[:2]
+    holes = sum(flaws3d.volume(f, 10.0, 6.0) for f in rec["flaws"] if not f["filled_with_na"])
+    assert sum(rep["measure_of_grain_geometry_um"]) == pytest.approx(600.0 - holes, rel=1e-5)
+    assert sum(rep["measure_of_grain_mesh_um"]) == pytest.approx(600.0 - holes, rel=2e-3)  # curved faces, h = 0.3
+    assert filled_vol == pytest.approx(sorted(flaws3d.volume(f, 10.0, 6.0) for f in rec["flaws"]
+                                              if f["filled_with_na"]), rel=1e-3)  # OCC mass of cut curved solids
+    # the pore (OCC integrates the area of a sphere fragmented with the box to 0.4%: 8.072 vs 8.042 um^2)
+    assert any(a == pytest.approx(4 * np.pi * 0.8**2, rel=1e-2) for a in areas)
+    assert rep["min_sicn"] > 0.2
+
+
+def test_3d_filled_flaws_start_as_metal():
+    """xi0 = (1 - tanh(2 s / delta)) / 2 with the 3D signed distance: 1/2 on
+    the flaw surface, ~1 at the centre, ~0 far away (pore and slot), and
+    the penny crack's distance is exact (rim and faces)."""
+    from meshes import flaws3d
+    from solver.config import validate
+    from solver.physics.initial_na import initial_xi
+
+    mesh = {"kind": "single_crystal", "dim": 3, "width": "10 um", "height": "10 um", "depth": "6 um", "h": "1 um",
+            "flaws": FLAWS_3D}
+    cfg = validate({"mesh": mesh, "electrochemistry": {"interface_width": "0.2 um",
+                                                      "initial_na": [{"type": "flaws"}]}})
+    pts = np.array([[7.0, 4.0, 3.0], [7.8, 4.0, 3.0], [7.0, 4.0, 3.8], [8.0, 9.0, 0.2], [2.0, 2.0, 1.0],
+                    [5.0, 6.0, 3.0]])
+    xi = initial_xi(cfg, pts)
+    assert xi[0] > 0.999 and xi[3] > 0.99 and xi[4] < 1e-6 and xi[5] < 1e-6  # the crack is a hole, not Na
+    assert xi[1] == pytest.approx(0.5, abs=1e-9) and xi[2] == pytest.approx(0.5, abs=1e-9)
+    crack = flaws3d.flaw_spec_3d(cfg.mesh.flaws[2], 10.0, 10.0, 6.0)
+    a = np.array([np.cos(0.5), np.sin(0.5), 0.0])
+    b = np.array([-a[1], a[0], 0.0])
+    c = np.array([5.0, 6.0, 3.0])
+    probe = np.array([c + 1.5 * a, c + 0.3 * b, c + 1.5 * np.array([0, 0, 1.0]), c + 1.0 * b])
+    np.testing.assert_allclose(flaws3d.signed_distance(crack, probe, 10.0), [0.0, 0.0, 0.0, 0.7], atol=1e-12)
+
+
+@pytest.mark.parametrize("flaw, key", [
+    ({"type": "pore", "center": ["9.5 um", "5 um"], "length": "2 um", "width": "2 um"}, "mesh.flaws[0].center"),
+    ({"type": "notch", "center": ["5 um", "4 um"], "length": "2 um", "width": "1 um"}, "mesh.flaws[0].center"),
+    ({"type": "crack", "center": ["5 um", "5 um"], "length": "2 um", "width": "0.1 um"}, "mesh.flaws[0].width"),
+])
+def test_bad_3d_flaw_is_refused_before_meshing(flaw, key):
+    from meshes.generate import make_record
+    from solver.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        make_record(_flawed_mesh([flaw]))
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith(key), info.value.problems
