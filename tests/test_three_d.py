@@ -184,7 +184,7 @@ def _plateau(comm, eps_v, voltage, K=6.3e3, t_end=400.0):
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("voltage", [0.1, 0.06])
+@pytest.mark.parametrize("voltage", [0.1, pytest.param(0.06, marks=pytest.mark.slow)])
 def test_E4_stall_pressure_3d(comm, voltage, record_validation):
     """E4 in 3D: the confined deposit stalls at p = nF|eta|/Omega within 2%,
     the current falls below 2% of i0."""
