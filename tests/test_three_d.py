@@ -743,3 +743,38 @@ def test_F5_crack_follows_the_conduction_planes_3d(comm, sig_cp, beta_c, expect,
                       ext > 4.0 and abs(ang - expect) < 10.0)
     assert ext > 4.0
     assert abs(ang - expect) < 10.0, (ang, ext, t)
+
+
+@pytest.mark.mpi
+def test_3d_flaw_tags_on_the_distributed_domain(comm):
+    """The DOLFINx Domain of the flawed crystal on 1 and 2 ranks: ds(5)
+    (hole surfaces) and dS(5) (Na-filled outlines) give the same areas on
+    both, close to the shapes' (h_fine = 0.3 um facets); the plating
+    electrode area is the box face minus the notch mouth (pi r^2)."""
+    import ufl
+    from dolfinx import fem
+
+    from solver.mesh.polycrystal import load_domain
+
+    cfg = _cfg({"mesh": {"width": "10 um", "height": "10 um", "depth": "6 um", "h": "1 um", "h_fine": "0.3 um",
+                         "flaws": FLAWS_3D}})
+    out = []
+    for cm in (MPI.COMM_SELF, comm):
+        dom = load_domain(cfg, cm)
+        dx, ds, dS = dom.measures()
+        one = fem.Constant(dom.mesh, 1.0)
+
+        def total(form):
+            return cm.allreduce(fem.assemble_scalar(fem.form(form)), op=MPI.SUM)
+
+        out.append([total(one * ds(5)), total(one("+") * dS(5)), total(one * ds(1)), total(one * dx)])
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-12)
+    hole, filled, electrode, volume = out[1]
+    # notch: rod side 2 pi r (L - r) + hemisphere 2 pi r^2; crack coin: 2 pi R'^2 + outer half torus (Pappus)
+    r, Rp, rc = 0.5, 1.2, 0.3
+    hole_th = 2 * np.pi * r * 2.5 + 2 * np.pi * r**2 + 2 * np.pi * Rp**2 + 2 * np.pi * (Rp + 2 * rc / np.pi) * np.pi * rc
+    # pore 4 pi r^2; through slot: its outline inside the box (2 (L - r) + pi r) x depth
+    filled_th = 4 * np.pi * 0.8**2 + (2 * 1.5 + np.pi * 0.5) * 6.0
+    assert hole == pytest.approx(hole_th, rel=0.05) and filled == pytest.approx(filled_th, rel=0.05), (hole, filled)
+    assert electrode == pytest.approx(60.0 - np.pi * r**2, rel=0.02)
+    assert volume == pytest.approx(600.0 - 2.2253 - 3.8927, rel=2e-3)
