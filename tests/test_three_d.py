@@ -452,7 +452,6 @@ MESH_3D = {"kind": "voronoi", "dim": 3, "grains": 4, "width": "10 um", "height":
 BAD_3D = [
     ({"electrochemistry": {"anisotropy_strength": 0.05}}, "electrochemistry.anisotropy_strength",
      "exchange_current_ratio"),
-    ({"mechanics": {"split": "spectral"}}, "mechanics.split", "'volumetric_deviatoric'"),
     ({"mesh": {"orientation": {"mode": "given", "angles": [0, 1, 2, 3]}}}, "mesh.orientation.angles",
      "mesh.orientation.axes"),
     ({"electrochemistry": {"initial_na": [{"type": "circle", "center": ["5 um", "5 um"], "radius": "1 um"}]}},
@@ -492,15 +491,19 @@ def test_check_cli_refuses_2d_options_in_3d_before_meshing(tmp_path):
     bad = tmp_path / "bad3d.yaml"
     bad.write_text(yaml.safe_dump({"name": "bad3d", "mesh": {**MESH_3D, "orientation": {"mode": "given",
                                                                                      "angles": [0, 1, 2, 3]}},
-                                   "mechanics": {"split": "spectral"},
-                                   "electrochemistry": {"anisotropy_strength": 0.05}}))
+                                   "electrochemistry": {"anisotropy_strength": 0.05,
+                                                        "initial_na": [{"type": "circle", "center": ["5 um", "5 um"],
+                                                                        "radius": "1 um"}]},
+                                   "mechanics": {"split": "spectral"}}))  # spectral is fine in 3D
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "solver", "check", str(bad)], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert res.returncode == 1
     lines = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.strip()]
-    for key in ("electrochemistry.anisotropy_strength", "mechanics.split", "mesh.orientation.angles"):
+    for key in ("electrochemistry.anisotropy_strength", "electrochemistry.initial_na[0].type",
+                "mesh.orientation.angles"):
         assert sum(key in ln for ln in lines) == 1, lines
+    assert not any("mechanics.split" in ln for ln in lines), lines
     assert not (tmp_path / "results").exists()
     assert time.perf_counter() - t0 < 60.0
 
@@ -778,3 +781,121 @@ def test_3d_flaw_tags_on_the_distributed_domain(comm):
     assert hole == pytest.approx(hole_th, rel=0.05) and filled == pytest.approx(filled_th, rel=0.05), (hole, filled)
     assert electrode == pytest.approx(60.0 - np.pi * r**2, rel=0.02)
     assert volume == pytest.approx(600.0 - 2.2253 - 3.8927, rel=2e-3)
+
+
+# --------------------------------------------------------------------------
+# the spectral split in 3D (Cardano principal strains)
+# --------------------------------------------------------------------------
+_SPLIT3: dict = {}
+
+
+def _split3(eps_np, lam=100.0, mu=60.0):
+    """(psi+, psi-, sigma+, sigma-) of a constant 3x3 strain from the 3D
+    spectral split, one compiled Expression (strain, moduli as Constants)."""
+    import ufl
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
+
+    from solver.physics.elasticity import EnergySplit, Stiffness, isotropic_constants
+
+    if not _SPLIT3:
+        msh = dmesh.create_unit_cube(MPI.COMM_SELF, 1, 1, 1)
+        eps_c = fem.Constant(msh, np.zeros((3, 3)))
+        lam_c, mu_c = fem.Constant(msh, 1.0), fem.Constant(msh, 1.0)
+        C = Stiffness(isotropic_constants(1.0, 0.25), None)
+        C.lam, C.muT, C.muL = lam_c, mu_c, mu_c
+        C.K = lam_c + 2.0 * mu_c / 3.0
+        pp, pm, sp, sm = EnergySplit("spectral", C, 3).parts(eps_c)
+        vec = ufl.as_vector([pp, pm] + [sp[i, j] for i in range(3) for j in range(3)]
+                            + [sm[i, j] for i in range(3) for j in range(3)])
+        _SPLIT3.update(msh=msh, eps=eps_c, lam=lam_c, mu=mu_c,
+                       expr=fem.Expression(vec, np.array([[0.25, 0.25, 0.25]])))
+    _SPLIT3["eps"].value[:] = eps_np
+    _SPLIT3["lam"].value, _SPLIT3["mu"].value = lam, mu
+    v = _SPLIT3["expr"].eval(_SPLIT3["msh"], np.array([0], dtype=np.int32)).reshape(-1)
+    return v[0], v[1], v[2:11].reshape(3, 3), v[11:20].reshape(3, 3)
+
+
+def _miehe(eps, lam=100.0, mu=60.0):
+    w, v = np.linalg.eigh(eps)
+    tr = np.trace(eps)
+    out = []
+    for part in (lambda x: np.maximum(x, 0.0), lambda x: np.minimum(x, 0.0)):
+        e = (v * part(w)) @ v.T
+        out += [0.5 * lam * part(tr) ** 2 + mu * np.sum(e * e), lam * part(tr) * np.eye(3) + 2 * mu * e]
+    return out  # psi+, sigma+, psi-, sigma-
+
+
+def _strains():
+    rng = np.random.default_rng(5)
+    out = []
+    for _ in range(4):
+        a = rng.normal(size=(3, 3)) * 1e-3
+        out.append(0.5 * (a + a.T))
+    R = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    for diag in ([1e-3, -2e-4, -2e-4], [-1e-3, 3e-4, 3e-4], [5e-4, 5e-4, 5e-4], [-5e-4, -5e-4, -5e-4],
+                 [1e-3, 0.0, 0.0], [0.0, 0.0, 0.0]):
+        out.append(R @ np.diag(diag) @ R.T)  # uniaxial, isotropic, zero: equal principal strains
+    return out
+
+
+@pytest.mark.parametrize("k", range(10))
+def test_spectral_split_3d_matches_the_eigen_decomposition(k):
+    """psi+- and sigma+- of the 3D spectral split against numpy's
+    eigen-decomposition: random strains and the degenerate ones (two or three
+    equal principal strains, rotated; zero) to 1e-6 of the strain energy /
+    stress scale; sigma+ = dpsi+/deps by central differences (1e-5)."""
+    eps = _strains()[k]
+    pp, pm, sp, sm = _split3(eps)
+    mp_, msp, mm_, msm = _miehe(eps)
+    scale = 0.5 * 100.0 * 1e-6 + 60.0 * 1e-6
+    assert abs(pp - mp_) < 1e-6 * scale and abs(pm - mm_) < 1e-6 * scale, (pp, mp_, pm, mm_)
+    assert np.abs(sp - msp).max() < 1e-5 * 0.3 and np.abs(sm - msm).max() < 1e-5 * 0.3
+    assert np.all(np.isfinite(sp)) and np.all(np.isfinite(sm))
+    if k < 4:
+        h = 1e-9
+        for i, j in [(0, 0), (1, 2), (0, 2), (2, 2)]:
+            de = np.zeros((3, 3))
+            de[i, j] = de[j, i] = h
+            d = (_split3(eps + de)[0] - _split3(eps - de)[0]) / (2 * h) / (1 if i == j else 2)
+            assert d == pytest.approx(sp[i, j], rel=1e-5, abs=1e-9)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_spectral_split_3d_degraded_uniaxial_bar(comm, sign):
+    """A 3D bar with uniform d = 0.5, the spectral split, top displaced by
+    e H (roller supports: uniaxial stress). The lateral strain solves
+    sigma_xx = 0 with sigma = g sigma+ + sigma- (principal strains e, l, l);
+    sigma_yy and the free lateral stresses match it to 1e-6, and Newton
+    converges from the stress-free (all-equal principal strains) start."""
+    from scipy.optimize import brentq
+
+    from solver.physics.elasticity import isotropic_constants
+    from solver.physics.mechanics import MechanicsProblem
+
+    E, nu, d, kres = 200e3, 0.22, 0.5, 1e-6
+    c = isotropic_constants(E, nu)
+    lam, mu = c.lam, c.muT
+    g = (1 - kres) * (1 - d) ** 2 + kres
+    e = sign * 1e-3
+
+    def stress(lat):
+        eps = np.diag([lat, e, lat])
+        pp, sp, pm, sm = _miehe(eps, lam, mu)
+        return g * sp + sm
+
+    lat = brentq(lambda x: stress(x)[0, 0], -2 * abs(e), 2 * abs(e))
+    s_exact = stress(lat)[1, 1]
+    cfg = _mech_cfg(fracture={"model": "energy"}, mechanics={"split": "spectral", "residual_stiffness": kres},
+                    load={"type": "displacement", "boundary": "counter_electrode", "support": "roller",
+                          "direction": [0.0, 1.0, 0.0], "value": e * 10e-6})
+    dom = box_domain(comm, (10.0, 10.0, 10.0), (2, 2, 2), [(0, 1, 0)])
+    mp = MechanicsProblem(dom, cfg)
+    mp.d.x.array[:] = d
+    mp.solve(0.0)
+    sig = mp.cell_stress()
+    assert everywhere(comm, np.allclose(sig[:, 1, 1], s_exact, rtol=1e-6))
+    assert everywhere(comm, np.abs(sig[:, 0, 0]).max(initial=0.0) < 1e-6 * abs(s_exact))
+    assert everywhere(comm, np.abs(sig[:, 2, 2]).max(initial=0.0) < 1e-6 * abs(s_exact))
+    assert mp.residual_norm() < 1e-8

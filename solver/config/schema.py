@@ -685,10 +685,6 @@ class Config(Section):
                 f"electrochemistry.anisotropy_strength = {ec.anisotropy_strength:g} with mesh.dim = 3: the "
                 "interface-energy anisotropy is 2D only (an angle in the plane); expected 0 in 3D (anisotropic "
                 "kinetics in 3D: electrochemistry.exchange_current_ratio < 1)")
-        if self.mechanics.split == "spectral":
-            problems.append(
-                "mechanics.split = 'spectral' with mesh.dim = 3: the spectral split is 2D only (docs/user/three-d.md "
-                "says why); expected 'volumetric_deviatoric' (or 'none') in 3D")
         if m.orientation.angles is not None:
             problems.append(
                 f"mesh.orientation.angles = {m.orientation.angles} with mesh.dim = 3: plane angles are 2D only; "
