@@ -899,3 +899,26 @@ def test_spectral_split_3d_degraded_uniaxial_bar(comm, sign):
     assert everywhere(comm, np.abs(sig[:, 0, 0]).max(initial=0.0) < 1e-6 * abs(s_exact))
     assert everywhere(comm, np.abs(sig[:, 2, 2]).max(initial=0.0) < 1e-6 * abs(s_exact))
     assert mp.residual_norm() < 1e-8
+
+
+@pytest.mark.mpi
+def test_conduction_through_grains_in_series_3d(comm, record_validation):
+    """The conduction model in 3D: two grains stacked along y (c-axis along
+    y: sigma_perp; along x: sigma_par) between the electrodes; the current
+    [A] is V A / (t1 / sigma_perp + t2 / sigma_par) (P1 exact), the current
+    density that over the electrode area A = W D [m^2]."""
+    from solver.physics.conduction import ConductionProblem
+
+    W, H, D = 4.0, 6.0, 2.0
+    s_par, s_perp, V = 1.0, 0.01, 0.1
+    dom = box_domain(comm, (W, H, D), (2, 6, 2), [(0, 1, 0), (1, 0, 0)],
+                     grain_of=lambda mid: np.where(mid[:, 1] < 2.0, 1, 2))
+    cp = ConductionProblem(dom, s_par, s_perp, voltage=V)
+    cp.solve(0.0, 1.0)
+    A = W * D * 1e-12
+    I_th = V * A / (2e-6 / s_perp + 4e-6 / s_par)
+    I = cp.current_per_depth()
+    record_validation("conduction 3D: current through grains in series [A]", I_th, I, "1e-7 rel",
+                      abs(I / I_th - 1) < 1e-7)
+    assert I == pytest.approx(I_th, rel=1e-7, abs=0)
+    assert cp.scalars(0.0)["current_density_A_m2"] == pytest.approx(I_th / A, rel=1e-7)
