@@ -66,7 +66,7 @@ def regularise_3d(t: Tessellation3D, min_edge: float, plane_tol: float | None = 
         for k, (cyc, _, _) in enumerate(faces):
             if len(cyc) < 3:
                 continue
-            for a, b in zip(cyc, cyc[1:] + cyc[:1]):
+            for a, b in zip(cyc, cyc[1:] + cyc[:1], strict=True):
                 edges.setdefault((min(a, b), max(a, b)), []).append(k)
         cand = sorted((np.linalg.norm(V[a] - V[b]), a, b) for (a, b) in edges if (a, b) not in skip)
         cand = [c for c in cand if c[0] < min_edge]
@@ -80,8 +80,7 @@ def regularise_3d(t: Tessellation3D, min_edge: float, plane_tol: float | None = 
         trial = {k: _cycle(faces[k][0], a, b) for k, (cyc, _, _) in enumerate(faces)
                  if len(cyc) >= 3 and (a in cyc or b in cyc)}
         pinched = any(len(set(c)) != len(c) for c in trial.values() if len(c) >= 3)
-        alive = lambda k: len(trial.get(k, faces[k][0])) >= 3  # noqa: E731
-        thin = any(sum(alive(k) for k in cells[g]) < 4 for g in range(len(cells)))
+        thin = any(sum(len(trial.get(k, faces[k][0])) >= 3 for k in cells[g]) < 4 for g in range(len(cells)))
         if pinched or thin:
             skip.add((a, b))
             continue

@@ -44,8 +44,17 @@ def box_domain(comm, size_um, cells, axes, grain_of=None, name="box"):
     from dolfinx import mesh as dmesh
 
     from solver.mesh.domain import (
-        COUNTER_ELECTRODE, GRAIN_BOUNDARY, OUTER, PLATING_ELECTRODE, Domain, box_boundary_facets,
-        dg0_from_cell_values, make_facet_tags, num_local_cells, tag_grain_boundaries)
+        COUNTER_ELECTRODE,
+        GRAIN_BOUNDARY,
+        OUTER,
+        PLATING_ELECTRODE,
+        Domain,
+        box_boundary_facets,
+        dg0_from_cell_values,
+        make_facet_tags,
+        num_local_cells,
+        tag_grain_boundaries,
+    )
 
     W, H, D = size_um
     msh = dmesh.create_box(comm, [np.zeros(3), np.array([W, H, D], float)], list(cells),
@@ -645,8 +654,16 @@ def slit_box_domain(comm, W, H, D, nx, ny, nz, axis):
     from dolfinx import mesh as dmesh
 
     from solver.mesh.domain import (
-        COUNTER_ELECTRODE, FLAW, OUTER, PLATING_ELECTRODE, Domain, box_boundary_facets, dg0_from_cell_values,
-        make_facet_tags, num_local_cells)
+        COUNTER_ELECTRODE,
+        FLAW,
+        OUTER,
+        PLATING_ELECTRODE,
+        Domain,
+        box_boundary_facets,
+        dg0_from_cell_values,
+        make_facet_tags,
+        num_local_cells,
+    )
 
     ys = H / 2
     if comm.rank == 0:
@@ -700,10 +717,10 @@ def _stagger(mp, fp, t, tol=1e-4, max_it=300):
     raise RuntimeError("stagger did not converge")
 
 
-def _crack_angle(fp, tip, l, threshold=0.9):
+def _crack_angle(fp, tip, ell, threshold=0.9):
     n = fp.V.dofmap.index_map.size_local
     x = fp.V.tabulate_dof_coordinates()[:n, :2]
-    sel = (fp.d.x.array[:n] > threshold) & (x[:, 0] > tip[0] + l)
+    sel = (fp.d.x.array[:n] > threshold) & (x[:, 0] > tip[0] + ell)
     pts = np.concatenate(fp.comm.allgather(x[sel]), axis=0)
     if len(pts) < 5:
         return np.nan, 0.0
@@ -754,7 +771,6 @@ def test_3d_flaw_tags_on_the_distributed_domain(comm):
     (hole surfaces) and dS(5) (Na-filled outlines) give the same areas on
     both, close to the shapes' (h_fine = 0.3 um facets); the plating
     electrode area is the box face minus the notch mouth (pi r^2)."""
-    import ufl
     from dolfinx import fem
 
     from solver.mesh.polycrystal import load_domain
@@ -767,7 +783,7 @@ def test_3d_flaw_tags_on_the_distributed_domain(comm):
         dx, ds, dS = dom.measures()
         one = fem.Constant(dom.mesh, 1.0)
 
-        def total(form):
+        def total(form, cm=cm):
             return cm.allreduce(fem.assemble_scalar(fem.form(form)), op=MPI.SUM)
 
         out.append([total(one * ds(5)), total(one("+") * dS(5)), total(one * ds(1)), total(one * dx)])
@@ -775,7 +791,8 @@ def test_3d_flaw_tags_on_the_distributed_domain(comm):
     hole, filled, electrode, volume = out[1]
     # notch: rod side 2 pi r (L - r) + hemisphere 2 pi r^2; crack coin: 2 pi R'^2 + outer half torus (Pappus)
     r, Rp, rc = 0.5, 1.2, 0.3
-    hole_th = 2 * np.pi * r * 2.5 + 2 * np.pi * r**2 + 2 * np.pi * Rp**2 + 2 * np.pi * (Rp + 2 * rc / np.pi) * np.pi * rc
+    hole_th = (2 * np.pi * r * 2.5 + 2 * np.pi * r**2
+               + 2 * np.pi * Rp**2 + 2 * np.pi * (Rp + 2 * rc / np.pi) * np.pi * rc)
     # pore 4 pi r^2; through slot: its outline inside the box (2 (L - r) + pi r) x depth
     filled_th = 4 * np.pi * 0.8**2 + (2 * 1.5 + np.pi * 0.5) * 6.0
     assert hole == pytest.approx(hole_th, rel=0.05) and filled == pytest.approx(filled_th, rel=0.05), (hole, filled)
@@ -917,8 +934,8 @@ def test_conduction_through_grains_in_series_3d(comm, record_validation):
     cp.solve(0.0, 1.0)
     A = W * D * 1e-12
     I_th = V * A / (2e-6 / s_perp + 4e-6 / s_par)
-    I = cp.current_per_depth()
-    record_validation("conduction 3D: current through grains in series [A]", I_th, I, "1e-7 rel",
-                      abs(I / I_th - 1) < 1e-7)
-    assert I == pytest.approx(I_th, rel=1e-7, abs=0)
+    current = cp.current_per_depth()
+    record_validation("conduction 3D: current through grains in series [A]", I_th, current, "1e-7 rel",
+                      abs(current / I_th - 1) < 1e-7)
+    assert current == pytest.approx(I_th, rel=1e-7, abs=0)
     assert cp.scalars(0.0)["current_density_A_m2"] == pytest.approx(I_th / A, rel=1e-7)
