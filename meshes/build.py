@@ -133,8 +133,16 @@ def build_geometry(spec) -> dict:
     objs = [dt for g in grains for dt in g]
     owner = [g + 1 for g, ents in enumerate(grains) for _ in ents]
     flaw_list = spec.get("flaws") or []
-    holes = [(2, flawlib.occ_surface(f, H)) for f in flaw_list if not f["filled_with_na"]]
-    filled = [(2, flawlib.occ_surface(f, H)) for f in flaw_list if f["filled_with_na"]]
+    if dim == 2:
+        def solid(f):
+            return (2, flawlib.occ_surface(f, H))
+    else:  # 3D flaws: notch (surface pit), slot, penny crack, pore (meshes.flaws3d)
+        from . import flaws3d
+
+        def solid(f):
+            return (3, flaws3d.occ_volume(f, H, box[2]))
+    holes = [solid(f) for f in flaw_list if not f["filled_with_na"]]
+    filled = [solid(f) for f in flaw_list if f["filled_with_na"]]
     if holes:
         _, omap = occ.cut(objs, holes, removeObject=True, removeTool=True)
         new_objs, new_owner = [], []

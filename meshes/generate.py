@@ -137,7 +137,10 @@ def check(m) -> tuple[list[str], dict]:
         problems.append(f"mesh.orientation.angles = {m.orientation.angles}: a single crystal needs 1 angle")
     if m.flaws:
         if m.dim == 3:
-            problems.append("mesh.flaws: flaws are implemented in 2D only (mesh.dim = 2)")
+            from . import flaws3d
+
+            specs = [flaws3d.flaw_spec_3d(f, box[0], box[1], box[2]) for f in m.flaws]
+            problems += flaws3d.check(specs, box, hf)
         else:
             specs = [flawlib.flaw_spec(f, box[0], box[1]) for f in m.flaws]
             problems += flawlib.check(specs, box[0], box[1], hf)
@@ -153,6 +156,14 @@ def check(m) -> tuple[list[str], dict]:
         elif not p.with_suffix(".json").is_file():
             problems.append(f"mesh.file = {m.file!r}: its sidecar {p.with_suffix('.json').name} is missing beside it")
     return problems, derived
+
+
+def _flaw_specs(m, box) -> list[dict]:
+    if m.dim == 2:
+        return [flawlib.flaw_spec(f, box[0], box[1]) for f in m.flaws]
+    from . import flaws3d
+
+    return [flaws3d.flaw_spec_3d(f, box[0], box[1], box[2]) for f in m.flaws]
 
 
 def _orientation(m, n: int, dim: int) -> dict:
@@ -195,7 +206,7 @@ def make_record(m) -> dict:
         "h_fine": hf,
         "refine_band": ([m.refine_band.x0 * UM, m.refine_band.x1 * UM, m.refine_band.y0 * UM, m.refine_band.y1 * UM]
                         if m.refine_band else None),
-        "flaws": [flawlib.flaw_spec(f, box[0], box[1]) for f in m.flaws] if dim == 2 else [],
+        "flaws": _flaw_specs(m, box),
         "config": m.model_dump(mode="json"),
         "tags": {
             "cells": "grain id g = 1..n_grains (physical group grain_g)",
@@ -217,7 +228,7 @@ def make_record(m) -> dict:
         if dim == 2:
             _voronoi_2d(rec, seeds, box, min_edge, m)
         else:
-            _voronoi_3d(rec, seeds, box, m)
+            _voronoi_3d(rec, seeds, box, m, min_edge)
     elif m.kind in ("single_crystal", "bicrystal"):
         W, H = box[:2]
         if dim == 2:
@@ -339,8 +350,13 @@ def _remove_swallowed_grains(rec):
     rec.setdefault("regularisation", {})["grains_inside_hole_flaws"] = [g + 1 for g in gone]
 
 
-def _voronoi_3d(rec, seeds, box, m):
+def _voronoi_3d(rec, seeds, box, m, min_edge=0.0):
     t = voronoi.clipped_voronoi_3d(seeds, box)
+    reg_report = None
+    if min_edge > 0:
+        from .regularise3d import regularise_3d
+
+        t, reg_report = regularise_3d(t, min_edge)
     rec["seeds"] = seeds.tolist()
     rec["vertices"] = t.vertices.tolist()
     rec["faces"] = [[c.tolist(), int(a), int(b)] for c, a, b in t.faces]
@@ -353,8 +369,10 @@ def _voronoi_3d(rec, seeds, box, m):
     for cyc, _, _ in t.faces:
         for a, b in zip(cyc, np.roll(cyc, -1)):
             edges[(min(a, b), max(a, b))] = np.linalg.norm(t.vertices[a] - t.vertices[b])
-    rec["regularisation"] = {"note": "no short-edge regularisation in 3D",
-                             "min_edge_um": float(min(edges.values())), "edges": len(edges)}
+    rec["regularisation"] = reg_report or {"note": "short-edge regularisation off (mesh.min_edge = 0)",
+                                           "min_edge_um": 0.0}
+    rec["regularisation"]["shortest_edge_um"] = float(min(edges.values()))
+    rec["regularisation"]["edges"] = len(edges)
     rec["grains_requested"] = len(seeds)
 
 

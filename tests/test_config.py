@@ -91,7 +91,7 @@ BAD = [
     ({"electrochemistry": {"initial_na": [{"type": "circle", "radius": "1 um"}]}}, "electrochemistry.initial_na[0]", "needs center"),
     ({"electrochemistry": {"anisotropy_strength": 0.2}}, "electrochemistry", "expected anisotropy_strength < 0.1429"),
     ({"electrochemistry": {"anisotropy_strength": 0.05, "anti_curvature": True}}, "electrochemistry", "one of the two"),
-    ({"mesh": {"dim": 3}, "electrochemistry": {"anisotropy_strength": 0.05}}, "(top level)", "expected 0 in 3D"),
+    ({"mesh": {"dim": 3}, "electrochemistry": {"anisotropy_strength": 0.05}}, "electrochemistry.anisotropy_strength", "expected 0 in 3D"),
 ]
 
 

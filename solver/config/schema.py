@@ -680,10 +680,32 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _two_d_only(self):
-        if self.electrochemistry.anisotropy_strength > 0.0 and self.mesh.dim == 3:
-            raise ValueError(f"electrochemistry.anisotropy_strength = {self.electrochemistry.anisotropy_strength:g} "
-                             "with mesh.dim = 3: the interface anisotropy is implemented in 2D (the angle between "
-                             "the interface normal and the conduction planes); expected 0 in 3D")
+        # --- options that exist only in 2D, refused in 3D (issue 25; docs/user/three-d.md) ---
+        if self.mesh.dim != 3:
+            return self
+        problems = []
+        ec, m = self.electrochemistry, self.mesh
+        if ec.anisotropy_strength > 0.0:
+            problems.append(
+                f"electrochemistry.anisotropy_strength = {ec.anisotropy_strength:g} with mesh.dim = 3: the "
+                "interface-energy anisotropy is 2D only (an angle in the plane); expected 0 in 3D (anisotropic "
+                "kinetics in 3D: electrochemistry.exchange_current_ratio < 1)")
+        if m.orientation.angles is not None:
+            problems.append(
+                f"mesh.orientation.angles = {m.orientation.angles} with mesh.dim = 3: plane angles are 2D only; "
+                "expected mesh.orientation.axes (one c-axis vector [x, y, z] per grain) in 3D")
+        for k, item in enumerate(ec.initial_na):
+            if item.type in ("circle", "ellipse"):
+                problems.append(
+                    f"electrochemistry.initial_na[{k}].type = '{item.type}' with mesh.dim = 3: a 2D shape (it "
+                    "would be a cylinder along z); expected 'layer' or 'flaws' (a Na-filled mesh.flaws entry: "
+                    "pore, crack, notch) in 3D")
+        if m.structured is not None or m.diagonal != "right":
+            key, val = ("mesh.structured", m.structured) if m.structured is not None else ("mesh.diagonal", m.diagonal)
+            problems.append(f"{key} = {val!r} with mesh.dim = 3: an option of the 2D structured rectangle; "
+                            "expected mesh.h / mesh.h_fine (gmsh kinds 'voronoi', 'single_crystal') in 3D")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def to_dict(self) -> dict:
@@ -793,6 +815,7 @@ def _key(loc) -> str:
 def _format_errors(exc: ValidationError) -> list[str]:
     """One line per problem: 'key.path = value: what was expected'."""
     by_key: dict[str, list[tuple[bool, str]]] = {}
+    direct: list[str] = []
     for err in exc.errors():
         raw_loc = err["loc"]
         # drop union-branch labels pydantic inserts into the location
@@ -813,6 +836,10 @@ def _format_errors(exc: ValidationError) -> list[str]:
             text = err["msg"]
             if text.startswith("Value error, "):
                 text = text[len("Value error, "):]
+            if key == "(top level)" and err["type"] == "value_error":
+                # Config-level checks (the 3D refusals) name their own keys, one problem per line
+                direct.extend(text.split("\n"))
+                continue
             if err["type"] == "missing":
                 msg = f"{key}: missing; {text.lower()}"
             elif isinstance(value, dict):
@@ -833,7 +860,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
             continue
         best = [m for p, m in msgs if p] or [m for _, m in msgs]
         problems.append(best[0])
-    return problems
+    return problems + direct
 
 
 def _set_dotted(d: dict, dotted: str, value) -> None:

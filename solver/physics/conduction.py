@@ -57,6 +57,11 @@ class ConductionProblem:
         n = ufl.FacetNormal(msh)
         # current leaving through the plating electrode = -sigma grad phi . n
         self._current = fem.form(-ufl.dot(self.sigma * ufl.grad(self.phi), n) * ds(PLATING_ELECTRODE))
+        # SI factors (um^(tdim-1) of electrode, grad in 1/um): 2D current per depth [A/m] and
+        # electrode width [m]; 3D current [A] and electrode area [m^2]
+        self._tdim = tdim
+        self._electrode_m = msh.comm.allreduce(fem.assemble_scalar(fem.form(
+            fem.Constant(msh, 1.0) * ds(PLATING_ELECTRODE))), op=MPI.SUM) * scales.LENGTH ** (tdim - 1)
 
     @classmethod
     def from_config(cls, domain: Domain, cfg) -> "ConductionProblem":
@@ -101,8 +106,8 @@ class ConductionProblem:
 
     def scalars(self, t: float) -> dict:
         voltage, current, _ = self._last
-        width_m = self.domain.width * scales.LENGTH
-        return {"current_density_A_m2": current / width_m, "cell_voltage_V": voltage, "charge_C_m": self.charge}
+        electrode = self._electrode_m if self._electrode_m > 0 else self.domain.width * scales.LENGTH
+        return {"current_density_A_m2": current / electrode, "cell_voltage_V": voltage, "charge_C_m": self.charge}
 
     def output_functions(self) -> list:
         return [self.phi, self.domain.grain_id, self.domain.theta]
@@ -114,12 +119,13 @@ class ConductionProblem:
         return False, None
 
     def current_per_depth(self) -> float:
-        """Ionic current through the plating electrode per unit depth [A/m].
+        """Ionic current through the plating electrode per unit depth [A/m]
+        (3D: the current [A]).
 
         Positive when Na+ flows towards the plating electrode (phi higher at
         the counter electrode), i.e. when Na plates there."""
         local = fem.assemble_scalar(self._current)
-        return self.domain.comm.allreduce(local, op=MPI.SUM)
+        return self.domain.comm.allreduce(local, op=MPI.SUM) * scales.LENGTH ** (self._tdim - 2)  # 3D: A
 
     def dofs(self) -> int:
         return self.domain.num_dofs(self.V)

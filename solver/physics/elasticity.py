@@ -22,7 +22,9 @@ Splits of psi = 1/2 eps_e : C : eps_e into psi+ (degraded) and psi-:
   K = I:C:I / 9 (the Voigt bulk modulus; exact Amor split when C is
   isotropic), psi+ = psi - psi-.
 - ``spectral`` (Miehe 2010, isotropic C only):
-  psi+- = lam/2 <tr eps_e>_+-^2 + mu eps_e+- : eps_e+-.
+  psi+- = lam/2 <tr eps_e>_+-^2 + mu eps_e+- : eps_e+-, with the principal
+  strains in closed form (2D: the 2x2 block and eps_zz; 3D: Cardano,
+  ``principal_values_3``) and sigma+- = dpsi+-/deps by UFL.
 
 Stress sigma = g(d) dpsi+/deps + dpsi-/deps with g = (1-d)^2 + k_res.
 """
@@ -231,6 +233,32 @@ def _spectral_2x2(a, b, c):
     return e1, e2, plus
 
 
+# |r| is clamped below 1 - R_CLAMP in the 3D eigenvalues: acos' is singular at
+# r = +-1 (two equal principal strains). The clamp moves the equal pair apart by
+# ~1e-4 of the deviatoric strain, which changes psi+- by ~1e-8 relative, and the
+# missing d(phi) term cancels there (equal values carry equal weights).
+R_CLAMP = 1e-8
+
+
+def principal_values_3(A):
+    """Principal values (e1 >= e2 >= e3) of a symmetric 3x3 UFL tensor by
+    Cardano's trigonometric formula: q = tr A / 3, B = A - q I,
+    p = sqrt(B:B / 6), r = det(B) / (2 p^3), phi = acos(r) / 3,
+    e1 = q + 2 p cos(phi), e3 = q + 2 p cos(phi + 2 pi / 3), e2 = 3 q - e1 - e3.
+    Finite with finite derivatives also at A = q I (p regularised by 1e-30,
+    det B and its gradient vanish there) and at two equal values (clamp)."""
+    q = ufl.tr(A) / 3.0
+    B = A - q * ufl.Identity(3)
+    p = ufl.sqrt(ufl.inner(B, B) / 6.0 + 1e-30)
+    r = ufl.det(B) / (2.0 * p**3)
+    hi = 1.0 - R_CLAMP
+    r = ufl.conditional(ufl.gt(r, hi), hi, ufl.conditional(ufl.lt(r, -hi), -hi, r))
+    phi = ufl.acos(r) / 3.0
+    e1 = q + 2.0 * p * ufl.cos(phi)
+    e3 = q + 2.0 * p * ufl.cos(phi + 2.0 * np.pi / 3.0)
+    return e1, 3.0 * q - e1 - e3, e3
+
+
 def spectral_positive_3(eps, tdim: int):
     """Positive part eps+ of a 3x3 plane-strain-structured strain (2D only)."""
     if tdim == 3:
@@ -260,10 +288,15 @@ class EnergySplit:
             psi_m = 0.5 * C.K * neg(tr) ** 2
             s_m = C.K * neg(tr) * eye
             return 0.5 * ufl.inner(s, eps) - psi_m, psi_m, s - s_m, s_m
+        if self.kind == "spectral" and self.tdim == 3:
+            ev = ufl.variable(eps)
+            e1, e2, e3 = principal_values_3(0.5 * (ev + ev.T))
+            tr = e1 + e2 + e3
+            lam, mu = C.lam, C.muT
+            psi_p = 0.5 * lam * pos(tr) ** 2 + mu * (pos(e1) ** 2 + pos(e2) ** 2 + pos(e3) ** 2)
+            psi_m = 0.5 * lam * neg(tr) ** 2 + mu * (neg(e1) ** 2 + neg(e2) ** 2 + neg(e3) ** 2)
+            return psi_p, psi_m, ufl.diff(psi_p, ev), ufl.diff(psi_m, ev)
         if self.kind == "spectral":
-            if self.tdim == 3:
-                raise NotImplementedError("split 'spectral' is implemented for 2D (plane strain); "
-                                          "use volumetric_deviatoric in 3D")
             # psi+- written with the principal strains (closed form in 2D plus
             # eps_zz) and differentiated by UFL: far smaller forms than the
             # eigen-projector expression (the Jacobian assembles ~50x faster)

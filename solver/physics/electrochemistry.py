@@ -576,8 +576,9 @@ class ElectrochemistryProblem:
         """int rate dx (+ int j_b ds) that the galvanostatic control asks for at t [s]
         [um^2/s]: n F c_s int dxi/dt dx = i L."""
         i = self.target_current_density(t)
-        return i * self.electrode_length * scales.LENGTH / (
-            self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**2
+        # electrode measure in m^(tdim-1), rate in um^tdim/s (3D: A and um^3/s)
+        return i * self.electrode_length * scales.LENGTH ** (self.tdim - 1) / (
+            self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"]) / scales.LENGTH**self.tdim
 
     def rate(self) -> float:
         """int rate dx (+ int j_b ds) of the current state [um^2/s], global."""
@@ -601,8 +602,8 @@ class ElectrochemistryProblem:
         return {"newton_iterations": its, "krylov_iterations": kits}
 
     def _to_current(self, rate_um2_s: float) -> float:
-        """n F c_s * (um^2/s) -> A/m (current per depth)."""
-        return self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"] * rate_um2_s * scales.LENGTH**2
+        """n F c_s * (um^tdim/s) -> A/m (current per depth; 3D: A)."""
+        return self.p["n"] * scales.FARADAY * self.p["c_s_mol_m3"] * rate_um2_s * scales.LENGTH**self.tdim
 
     # ------------------------------------------------------------------
     def save_state(self):
@@ -747,8 +748,9 @@ class ElectrochemistryProblem:
         return m * scales.STRESS if np.isfinite(m) else 0.0
 
     def scalars(self, t: float) -> dict:
-        """Per-step quantities (SI; 2D: per metre of depth)."""
-        L_m = self.electrode_length * scales.LENGTH
+        """Per-step quantities (SI; 2D: per metre of depth; 3D: totals, so
+        charge_C_m is in C, metal_area_m2 and the volumes in m^3)."""
+        L_m = self.electrode_length * scales.LENGTH ** (self.tdim - 1)
         tip, _ = self.dendrite_tip()
         area = self.metal_area()
         return {

@@ -98,13 +98,28 @@ def signed_distance(item, cfg, x, y):
     raise ValueError(f"unknown initial_na type {item.type!r}")
 
 
+def flaw_distance_3d(cfg, points_um: np.ndarray):
+    """3D: signed distance [um] to the Na-filled flaws (meshes.flaws3d shapes), None without any."""
+    from meshes import flaws3d
+
+    m = cfg.mesh
+    W, H, D = (scales.length(v) for v in (m.width, m.height, m.depth))
+    filled = [flaws3d.flaw_spec_3d(f, W, H, D) for f in m.flaws if f.filled_with_na]
+    if not filled:
+        return None
+    return np.min([flaws3d.signed_distance(f, points_um, H) for f in filled], axis=0)
+
+
 def initial_xi(cfg, points_um: np.ndarray) -> np.ndarray:
     """xi0 at points [um] (N x 2 or N x 3): max over the initial_na items."""
     x, y = points_um[:, 0], points_um[:, 1]
     delta = scales.length(cfg.electrochemistry.interface_width)
     xi = np.zeros(len(x))
     for item in cfg.electrochemistry.initial_na:
-        s = signed_distance(item, cfg, x, y)
+        if item.type == "flaws" and cfg.mesh.dim == 3:
+            s = flaw_distance_3d(cfg, points_um)
+        else:
+            s = signed_distance(item, cfg, x, y)
         if s is not None:
             xi = np.maximum(xi, tanh_profile(s, delta))
     return xi
