@@ -194,7 +194,15 @@ def refine_once(tm: TaggedMesh, cells: np.ndarray) -> TaggedMesh:
     new.topology.create_connectivity(tdim - 1, tdim)
     msh.topology.create_connectivity(tdim - 1, tdim)
     ft = dmesh.transfer_meshtag(tm.facet_tags, new, pc, pf)
-    return TaggedMesh(new, tm.grain[pc], ft)
+    # the cell tags through transfer_meshtag too: parent_cell follows the refined mesh's input cell order
+    n = len(tm.grain)
+    ct = dmesh.transfer_meshtag(dmesh.meshtags(msh, tdim, np.arange(n, dtype=np.int32), tm.grain), new, pc)
+    im = new.topology.index_map(tdim)
+    grain = np.zeros(im.size_local + im.num_ghosts, dtype=np.int32)
+    grain[ct.indices] = ct.values
+    if len(ct.indices) != len(grain):
+        raise AdaptError(f"mesh.adapt: {len(grain) - len(ct.indices)} refined cell(s) without a grain id")
+    return TaggedMesh(new, grain, ft)
 
 
 def cell_geometry(msh):
@@ -394,18 +402,40 @@ class MeshAdapter:
         th = np.full(n + 1, -np.inf)
         dofs = base.theta.function_space.dofmap.list[:ncell, 0]
         np.maximum.at(th, grain, base.theta.x.array[dofs])
-        self.theta = self.comm.allreduce(th, op=MPI.MAX)
+        self.comm.Allreduce(MPI.IN_PLACE, th, op=MPI.MAX)
+        self.theta = th
         self.c_axis = None
         if base.c_axis is not None:
             ca = np.full((n + 1, 3), -np.inf)
             cd = base.c_axis.function_space.dofmap.list[:ncell, 0]
             np.maximum.at(ca, grain, base.c_axis.x.array.reshape(-1, 3)[cd])
-            self.c_axis = self.comm.allreduce(ca, op=MPI.MAX)
+            self.comm.Allreduce(MPI.IN_PLACE, ca, op=MPI.MAX)
+            self.c_axis = ca
         self.remeshes = int(getattr(model.domain, "info", {}).get("remesh", 0))
         self.records: list[dict] = []
         self.h_min = self.ad.h_min / _length_unit() if self.ad.h_min else 0.0
 
     # ------------------------------------------------------------------
+    def initial(self, model):
+        """The model at t = 0 on a mesh adapted to its initial state: the new
+        model sets its initial fields from the config on the finer mesh (no
+        transfer); repeated, at most ``levels`` times, until the mesh stays."""
+        for _ in range(self.ad.levels):
+            cen, _, _ = cell_geometry(model.domain.mesh)
+            band = np.concatenate(self.comm.allgather(cen[indicator_cells(model, self.ad)]))
+            per_vertex = model.dofs() / max(1, model.domain.mesh.geometry.index_map().size_global)
+            tm, level, _ = self.refined_base(band, per_vertex)
+            if self._same_mesh(tm, model.domain.mesh):
+                break
+            from dolfinx import mesh as dmesh
+
+            domain = self.make_domain(redistribute(tm, dmesh.GhostMode.shared_facet))
+            domain.info["remesh"] = 0
+            model = self.build(domain)
+            self.log.info(f"initial mesh: {len(band)} band cells, {level} level(s), {tm.global_cells()} cells, "
+                          f"DOFs {model.dofs()}")
+        return model
+
     def due(self, step: int) -> bool:
         return self.ad.enabled and step > 0 and step % self.ad.every == 0
 

@@ -50,6 +50,9 @@ def run_time_loop(ctx, model) -> None:
 
         with ctx.phase("mesh"):
             adapter = MeshAdapter(ctx, model, lambda domain: build_model(ctx, domain))
+            if not ctx.restart:
+                model = adapter.initial(model)
+                ctx.dofs = model.dofs_by_field()
         ctx.extra["adapt"] = adapter.records
     writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh, restart_time=t if ctx.restart else None)
     if not ctx.restart:
