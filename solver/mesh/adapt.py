@@ -351,7 +351,8 @@ def transfer_state(old, new, padding: float) -> dict:
     if missing:
         raise AdaptError(f"mesh.adapt: the new model's state differs from the old one's ({missing})")
     for key, fn in f_new.items():
-        if key.endswith("_H"):
+        dg0 = fn.function_space.element.space_dimension == 1 and fn.function_space.dofmap.index_map_bs == 1
+        if key.endswith("_H") or (key == "d_shared" and dg0):  # histories: never lower (DG0 d: damaged_domain)
             transfer_history_max(fn, f_old[key], cache, padding)
         else:
             _interp(fn, f_old[key], cache, padding)
