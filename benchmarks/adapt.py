@@ -15,7 +15,10 @@ current density and dendrite tip (the results the two meshes must share), then
 the DOF ratio adaptive / uniform (issue 21's target: <= 20%).
 
     docker/envrun mpirun -n 2 python3 benchmarks/adapt.py [--config ...] [--steps 10]
-        [--levels 1] [--every 5] [--margin '4 um'] [--only adaptive|uniform]
+        [--levels 1] [--every 5] [--margin '4 um'] [--only adaptive|uniform] [--set 'mesh.h=0.5 um']
+
+Measured (1 rank, shared 2-core machine, 10 steps of macro_fractal): see
+docs/user/adaptivity.md#cost.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ RESULTS = ("metal_area_m2", "current_density_A_m2", "dendrite_tip_m", "cell_volt
 
 
 def _overrides(path: Path, args, adaptive: bool) -> list[str]:
-    common = [f"time.max_steps={args.steps}", "output.every=100000", "output.checkpoint_every=100000",
+    common = [*args.set, f"time.max_steps={args.steps}", "output.every=100000", "output.checkpoint_every=100000",
               "output.checkpoint_wall_time=0"]
     if not adaptive:
         return common + ["mesh.adapt.enabled=false"]
@@ -83,6 +86,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=5)
     ap.add_argument("--margin", default="4 um")
     ap.add_argument("--only", choices=("adaptive", "uniform"))
+    ap.add_argument("--set", action="append", default=[], help="a config override for both runs, e.g. 'mesh.h=0.5 um'")
     ap.add_argument("--out", type=Path, default=ROOT / "build" / "bench-adapt")
     args = ap.parse_args()
     comm = MPI.COMM_WORLD
