@@ -457,3 +457,21 @@ def test_checkpoint_round_trip_of_an_adapted_domain(comm, shared_tmp):
     assert written == read
     assert written[1][1] >= 8 and written[1][4] > 0  # plating electrode, grain boundary
     assert dom.info["adapted"] and dom.n_grains == model.domain.n_grains
+
+
+def test_front_leaving_the_band_triggers_a_remesh(shared_tmp):
+    """mesh.adapt.every = 1000 but a front crossing 5 um of a strip: as soon
+    as the band reaches a cell of the base size the mesh is rebuilt (measured:
+    3 remeshes, steps 41, 109, 155, before the short circuit at step 241), and
+    after each one no band cell is unrefined."""
+    from solver.config import load_config
+    from solver.run import run
+
+    raw = _strip(0.1, every=1000)
+    raw["mesh"]["adapt"]["margin"] = "0.5 um"
+    raw["time"]["t_end"] = "120 s"
+    assert run(load_config(raw=raw), shared_tmp) == 0
+    recs = json.loads((shared_tmp / "summary.json").read_text())["adapt"]
+    assert len(recs) >= 2 and all(r["step"] % 1000 for r in recs)
+    tip = _col(_rows(shared_tmp), "dendrite_tip_m")
+    assert tip[-1] - tip[0] > 4e-6  # the front crossed several refined bands

@@ -1,6 +1,8 @@
 """Adaptive mesh (config ``mesh.adapt``, docs/user/adaptivity.md).
 
-Every ``mesh.adapt.every`` accepted steps the model is moved onto a new mesh:
+Every ``mesh.adapt.every`` accepted steps, and as soon as the band below
+reaches a cell of the base size (the front is leaving the refined band), the
+model is moved onto a new mesh:
 
 1. indicator, on the current mesh: cells where the Na interface is diffuse
    (xi_lo < xi < xi_hi at a vertex, or xi crossing the band inside the
@@ -437,12 +439,46 @@ class MeshAdapter:
                           f"DOFs {model.dofs()}")
         return model
 
-    def due(self, step: int) -> bool:
-        return self.ad.enabled and step > 0 and step % self.ad.every == 0
+    def due(self, step: int, model=None) -> bool:
+        """Every ``every`` steps, or (``model`` given) as soon as the band
+        reaches a cell of the base size: the front is leaving the refined band."""
+        if not self.ad.enabled or step <= 0:
+            return False
+        return step % self.ad.every == 0 or (model is not None and self.escaped(model))
+
+    def _unrefined_mask(self, model) -> np.ndarray:
+        """Owned cells of ``model``'s mesh that are as large as the base cell
+        around their centroid (not refined), cached per mesh."""
+        from dolfinx import fem
+
+        msh = model.domain.mesh
+        key = id(msh)
+        if getattr(self, "_mask_key", None) != key:
+            b = self.base_domain.mesh
+            nb = b.topology.index_map(b.topology.dim).size_local + b.topology.index_map(b.topology.dim).num_ghosts
+            Qb = fem.functionspace(b, ("DG", 0))
+            size_b = fem.Function(Qb)
+            size_b.x.array[Qb.dofmap.list[:nb, 0]] = cell_geometry(b)[2][:nb]
+            Q = fem.functionspace(msh, ("DG", 0))
+            size = fem.Function(Q)
+            _interp(size, size_b, {}, self.padding())
+            n = msh.topology.index_map(msh.topology.dim).size_local
+            own = cell_geometry(msh)[2][:n]
+            self._mask = (own > 0.75 * size.x.array[Q.dofmap.list[:n, 0]]) & (own > self.h_min * (1.0 + 1e-9))
+            self._mask_key = key
+        return self._mask
+
+    def escaped(self, model) -> bool:
+        """Collective: some band cell is unrefined (and the last remesh was not capped by max_dofs)."""
+        if self.records and self.records[-1].get("capped"):
+            return False
+        flagged = indicator_cells(model, self.ad)
+        hit = bool(np.any(self._unrefined_mask(model)[flagged])) if len(flagged) else False
+        return bool(self.comm.allreduce(int(hit), op=MPI.MAX))
 
     def maybe_adapt(self, model, step: int):
         """The model on the mesh the indicator asks for (``model`` itself when not due or unchanged)."""
-        if not self.due(step):
+        if not self.due(step, model):
             return model
         return self.adapt(model, step)
 

@@ -115,9 +115,10 @@ def run_time_loop(ctx, model) -> None:
                 log.info(f"short circuit at t = {t:.4e} s, location {where}")
                 break
             control.accept(easy)
-            if adapter is not None and adapter.due(step) and not control.finished(t) and step < cfg.time.max_steps:
+            if adapter is not None and not control.finished(t) and step < cfg.time.max_steps \
+                    and adapter.due(step, model):
                 with ctx.phase("mesh"):
-                    new = adapter.maybe_adapt(model, step)  # AdaptError: stops with the old model checkpointed
+                    new = adapter.adapt(model, step)  # AdaptError: stops with the old model checkpointed
                 if new is not model:
                     model = new
                     ctx.dofs = model.dofs_by_field()
