@@ -5,7 +5,10 @@ on the input mesh ordering, so a restart may use another number of ranks),
 each with a manifest of sizes and sha256 (io/checkpoint_store.py), and
 ``state.json`` (written atomically last), which names the current and the
 previous good file and holds the step, time, dt, the physics of the config
-and each field problem's own scalars.
+and each field problem's own scalars. On an adapted mesh (mesh.adapt) the
+file also holds the domain (grain ids, orientation, facet tags) and
+state.json an ``adapted`` record, so that a restart continues on that mesh
+(``read_adapted_domain``).
 """
 
 from __future__ import annotations
@@ -171,7 +174,6 @@ def read_adapted_domain(cfg: Config, directory: Path, comm: MPI.Comm):
     from dolfinx import mesh as dmesh
 
     from ..mesh.domain import Domain, dg0_from_cell_values, num_local_cells, tag_grain_boundaries
-
     from .checkpoint_store import CheckpointStore
 
     state = CheckpointStore(directory, comm).select_for_restart()  # the one read_checkpoint will read

@@ -9,7 +9,9 @@ dt_min the run stops ``failed`` with the last good state checkpointed. An
 accepted step is committed, its scalars row written, fields and checkpoints
 written when due. The run ends ``completed`` at t_end, ``short_circuit``
 when the deposit bridges the electrodes, or ``max_steps`` at time.max_steps
-before t_end.
+before t_end. With mesh.adapt the model is replaced, after an accepted step,
+by one on an adapted mesh (``mesh.adapt.MeshAdapter``): its fields go to a new
+fields_NNNN.xdmf and a checkpoint is written at once.
 """
 
 from __future__ import annotations
