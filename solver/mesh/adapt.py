@@ -234,9 +234,9 @@ def _cell_values(f, n: int, component: int | None = None) -> np.ndarray:
     return arr[dofs, component or 0] if bs > 1 else f.x.array[dofs]
 
 
-def indicator_cells(model, ad) -> np.ndarray:
+def indicator_cells(model, ad, concentration: bool = True) -> np.ndarray:
     """Owned cells of ``model``'s mesh that need the finest cells (mesh.adapt
-    thresholds); see the module docstring."""
+    thresholds; ``concentration``: also the steep-c~ criterion); see the module docstring."""
     msh = model.domain.mesh
     n = msh.topology.index_map(msh.topology.dim).size_local
     flag = np.zeros(n, dtype=bool)
@@ -250,7 +250,7 @@ def indicator_cells(model, ad) -> np.ndarray:
     d = getattr(model, "d", None)
     if d is not None and getattr(model, "frac", None) is not None and ad.damage_threshold < 1.0:
         flag |= _cell_values(d, n).max(axis=1) > ad.damage_threshold
-    if ec is not None and ad.concentration_jump > 0.0:
+    if ec is not None and concentration and ad.concentration_jump > 0.0:
         from ..physics.electrochemistry import CONC
 
         c = _cell_values(ec.u_n, n, CONC)
@@ -469,10 +469,12 @@ class MeshAdapter:
         return self._mask
 
     def escaped(self, model) -> bool:
-        """Collective: some band cell is unrefined (and the last remesh was not capped by max_dofs)."""
+        """Collective: the Na interface or the damage reaches an unrefined cell
+        (and the last remesh was not capped by max_dofs). The c~ criterion waits
+        for the period: a diffusion front widens without moving the deposit."""
         if self.records and self.records[-1].get("capped"):
             return False
-        flagged = indicator_cells(model, self.ad)
+        flagged = indicator_cells(model, self.ad, concentration=False)
         hit = bool(np.any(self._unrefined_mask(model)[flagged])) if len(flagged) else False
         return bool(self.comm.allreduce(int(hit), op=MPI.MAX))
 
