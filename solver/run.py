@@ -163,23 +163,30 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     return code
 
 
-def build_model(ctx: RunContext):
+def build_model(ctx: RunContext, domain=None):
     """The model the config asks for (a coupling.protocol.Model): conduction
-    alone, or the coupled solver of the enabled fields."""
+    alone, or the coupled solver of the enabled fields; on ``domain`` (an
+    adapted mesh, mesh.adapt) or the domain the config builds."""
     cfg = ctx.cfg
     if cfg.electrochemistry.enabled and cfg.electrochemistry.model == "conduction":
         from .mesh import build_domain
         from .physics.conduction import ConductionProblem
 
-        with ctx.phase("mesh"):
-            domain = build_domain(cfg, ctx.comm)
+        if domain is None:
+            with ctx.phase("mesh"):
+                domain = build_domain(cfg, ctx.comm)
         return ConductionProblem.from_config(domain, cfg)
     from .coupling.staggered import CoupledSolver
 
-    return CoupledSolver(ctx)
+    return CoupledSolver(ctx, domain=domain)
 
 
 def _run_problem(ctx: RunContext) -> None:
     from .time.loop import run_time_loop
 
-    run_time_loop(ctx, build_model(ctx))
+    domain = None
+    if ctx.restart and ctx.cfg.mesh.adapt.enabled:
+        from .io.checkpoint import CHECKPOINT_DIR, read_adapted_domain
+
+        domain = read_adapted_domain(ctx.cfg, ctx.outdir / CHECKPOINT_DIR, ctx.comm)  # None: not adapted yet
+    run_time_loop(ctx, build_model(ctx, domain))

@@ -165,6 +165,31 @@ class RefineBand(Section):
     y1: Annotated[float, _quantity("length")]
 
 
+class MeshAdapt(Section):
+    """Adaptive mesh (docs/user/adaptivity.md): every ``every`` steps the base mesh
+    (the one the other mesh keys build) is refined ``levels`` times around the Na
+    interface, damage and steep c~, grown by ``margin``; fields are moved onto it."""
+
+    enabled: bool = Field(False, description="adapt the mesh to the deposit and the cracks")
+    every: int = Field(10, ge=1, description="remesh every this many accepted steps")
+    levels: int = Field(2, ge=1, le=8, description="refinement levels of the base mesh (each halves h)")
+    h_min: Optional[Length] = Field(None, description="no cell is refined below this longest edge [m] (default: levels decide)")
+    margin: Annotated[float, _quantity("length"), Field(ge=0)] = Field(
+        1e-6, description="grow the refined band by this distance [m] (a few interface widths)")
+    xi_band: tuple[float, float] = Field((0.01, 0.99), description="xi between these: the diffuse interface, refined")
+    damage_threshold: float = Field(0.05, gt=0, le=1, description="d above this is refined (1 disables)")
+    concentration_jump: float = Field(0.1, ge=0, description="refine where c~ changes more than this across a cell (0 disables)")
+    max_dofs: Optional[int] = Field(None, ge=1, description="DOF budget: a level that would exceed it is not made (logged)")
+    conserve_metal: bool = Field(True, description="put the metal volume int xi dx back after each transfer")
+
+    @field_validator("xi_band")
+    @classmethod
+    def _band(cls, v):
+        if not 0.0 < v[0] < v[1] < 1.0:
+            raise ValueError(f"expected 0 < low < high < 1, got {list(v)}")
+        return v
+
+
 class MeshConfig(Section):
     kind: Literal["rectangle", "voronoi", "single_crystal", "bicrystal", "file"] = Field(
         "rectangle", description="geometry generator"
@@ -196,6 +221,7 @@ class MeshConfig(Section):
         "right", description="kind 'rectangle': how the squares are cut into triangles (DOLFINx DiagonalType); "
         "'crossed' (4 per square) has no preferred diagonal direction"
     )
+    adapt: MeshAdapt = Field(default_factory=MeshAdapt)
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -99,14 +99,14 @@ class CoupledSolver:
                or the interface traction -n.sigma.n), interpolated from mechanics after (M)
     """
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, domain=None):
         from ..mesh import build_domain
 
         self.ctx, self.cfg, self.comm = ctx, ctx.cfg, ctx.comm
         cfg = self.cfg
         self.log = get_logger()
         with ctx.phase("mesh"):
-            self.domain = build_domain(cfg, self.comm)
+            self.domain = domain or build_domain(cfg, self.comm)  # domain: an adapted mesh (mesh.adapt)
         msh = self.domain.mesh
         V1 = fem.functionspace(msh, ("Lagrange", 1))
         self.xi = fem.Function(V1, name="metal")

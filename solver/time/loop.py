@@ -9,7 +9,9 @@ dt_min the run stops ``failed`` with the last good state checkpointed. An
 accepted step is committed, its scalars row written, fields and checkpoints
 written when due. The run ends ``completed`` at t_end, ``short_circuit``
 when the deposit bridges the electrodes, or ``max_steps`` at time.max_steps
-before t_end.
+before t_end. With mesh.adapt the model is replaced, after an accepted step,
+by one on an adapted mesh (``mesh.adapt.MeshAdapter``): its fields go to a new
+fields_NNNN.xdmf and a checkpoint is written at once.
 """
 
 from __future__ import annotations
@@ -43,7 +45,18 @@ def run_time_loop(ctx, model) -> None:
         ctx.scalars.load_existing(upto_step=step)
         log.info(f"restart from step {step}, t = {t:.4e} s ({state['ranks']} -> {ctx.comm.size} ranks)")
     control = StepSizeController(cfg.time, schedule_breakpoints(cfg), dt)
-    writer = FieldWriter(ctx.outdir / "fields.xdmf", model.domain.mesh, restart_time=t if ctx.restart else None)
+    adapter = None
+    if cfg.mesh.adapt.enabled:  # mesh.adapt: the model is rebuilt on a new mesh every mesh.adapt.every steps
+        from ..mesh.adapt import MeshAdapter
+        from ..run import build_model
+
+        with ctx.phase("mesh"):
+            adapter = MeshAdapter(ctx, model, lambda domain: build_model(ctx, domain))
+            if not ctx.restart:
+                model = adapter.initial(model)
+                ctx.dofs = model.dofs_by_field()
+        ctx.extra["adapt"] = adapter.records
+    writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh, restart_time=t if ctx.restart else None)
     if not ctx.restart:
         with ctx.phase("output"):
             writer.write(model.output_functions(), 0.0)
@@ -104,6 +117,19 @@ def run_time_loop(ctx, model) -> None:
                 log.info(f"short circuit at t = {t:.4e} s, location {where}")
                 break
             control.accept(easy)
+            if adapter is not None and not control.finished(t) and step < cfg.time.max_steps \
+                    and adapter.due(step, model):
+                with ctx.phase("mesh"):
+                    new = adapter.adapt(model, step)  # AdaptError: stops with the old model checkpointed
+                if new is not model:
+                    model = new
+                    ctx.dofs = model.dofs_by_field()
+                    with ctx.phase("output"):
+                        writer.close()  # one fields_NNNN.xdmf per mesh
+                        writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
+                        writer.write(model.output_functions(), t)
+                        checkpoint.write_checkpoint(model, ckdir, cfg, step, t, control.dt, {})
+                        last_ck, last_ck_wall = step, ctx.wall()
         if ctx.status == "running":
             if control.finished(t):
                 ctx.status = "completed"
@@ -122,6 +148,12 @@ def run_time_loop(ctx, model) -> None:
             if cfg.output.every > 1 and step % cfg.output.every:
                 writer.write(model.output_functions(), t)
             writer.close()
+
+
+def _fields_path(outdir, model):
+    """fields.xdmf on the config's mesh; fields_NNNN.xdmf on the NNNN-th adapted mesh (mesh.adapt)."""
+    k = int(model.domain.info.get("remesh", 0)) if isinstance(model.domain.info, dict) else 0
+    return outdir / ("fields.xdmf" if k == 0 else f"fields_{k:04d}.xdmf")
 
 
 PROGRESS_FIELDS = (("current_density_A_m2", "i {:.3e} A/m^2"), ("dendrite_tip_m", "tip {:.3e} m"),
