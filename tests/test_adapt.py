@@ -245,6 +245,19 @@ def test_coupled_run_on_an_adapting_mesh(comm, shared_tmp, record_validation):
     uniform = 33 * 33 * 6  # the 32 x 32 mesh of h_min: P1 (xi, c~, psi), u (2), d per vertex
     assert sum(summary["dofs"].values()) < uniform
     assert (shared_tmp / "fields_0001.xdmf").exists() and (shared_tmp / "fields_0002.xdmf").exists()
+    if comm.rank == 0:  # `solver report` reads every mesh's file as one series, in time order
+        from solver.io.series import FieldSeries, RunSeries
+
+        files = [shared_tmp / n for n in ("fields.xdmf", "fields_0001.xdmf", "fields_0002.xdmf")]
+        per_file = []
+        for f in files:
+            with FieldSeries(f) as fs:
+                per_file.append(fs.times())
+        with RunSeries(shared_tmp) as series:
+            times = [series.frame(k).t for k in range(len(series))]
+            n_points = {len(series.frame(k).points) for k in range(len(series))}
+        assert times == sorted(t for ts in per_file for t in ts) and all(per_file)
+        assert len(n_points) >= 2  # frames on different meshes
 
 
 # --------------------------------------------------------------------------

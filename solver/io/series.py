@@ -54,6 +54,10 @@ class FieldSeries:
     def __len__(self) -> int:
         return len(self._steps)
 
+    def times(self) -> list[float]:
+        """The output times [s], in order."""
+        return [float(st.find("Time").get("Value")) for st in self._steps]
+
     def frame(self, k: int) -> Frame:
         step = self._steps[k]
         own = step.find("Topology") is not None
@@ -88,6 +92,35 @@ class FieldSeries:
         for f in self._files.values():
             f.close()
         self._files.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RunSeries:
+    """Every field file of a run directory as one time series: fields.xdmf
+    and, on the meshes of an adaptive run (mesh.adapt), fields_0001.xdmf,
+    fields_0002.xdmf, ... Frames in time order; each carries its own mesh."""
+
+    def __init__(self, directory: Path):
+        directory = Path(directory)
+        paths = [directory / "fields.xdmf"] + sorted(directory.glob("fields_[0-9][0-9][0-9][0-9].xdmf"))
+        self._series = [FieldSeries(p) for p in paths if p.exists()]
+        self._index = sorted((t, i, k) for i, s in enumerate(self._series) for k, t in enumerate(s.times()))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def frame(self, k: int) -> Frame:
+        _, i, j = self._index[k]
+        return self._series[i].frame(j)
+
+    def close(self) -> None:
+        for s in self._series:
+            s.close()
 
     def __enter__(self):
         return self

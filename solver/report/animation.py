@@ -189,7 +189,7 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
     fields.xdmf, or a 3D run)."""
     import imageio.v3 as iio
 
-    from ..io.series import FieldSeries
+    from ..io.series import RunSeries
 
     xdmf = Path(directory) / "fields.xdmf"
     if not xdmf.exists():
@@ -197,7 +197,7 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
     figs = Path(figs)
     frames, times, first_pixels = [], [], None
     renderer = None
-    with FieldSeries(xdmf) as series:
+    with RunSeries(xdmf.parent) as series:
         for k in _frame_indices(len(series), max_frames):
             fr = series.frame(k)
             if fr.cell_type != "triangle":

@@ -110,13 +110,13 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
     """Field snapshots at n output times (first with metal, middle, last),
     each drawn on its own mesh (a restarted run changes the node order)."""
     from .render import headless, interface_edges
-    from ..io.series import FieldSeries
+    from ..io.series import RunSeries
 
     xdmf = directory / "fields.xdmf"
     if not xdmf.exists():
         return []
     frames = []
-    with FieldSeries(xdmf) as series:
+    with RunSeries(xdmf.parent) as series:
         steps = sorted({0, len(series) // 2, len(series) - 1}) if len(series) > 0 else []
         for k in steps[:n]:
             fr = series.frame(k)
