@@ -30,6 +30,7 @@ import numpy as np
 ISO_XI = 0.5       # the metal surface: the xi = 0.5 isosurface
 DAMAGED = 0.5      # a cell counts as cracked when d > 0.5
 GB_OPACITY = 0.25  # grain boundary faces: see-through
+CRACK_OPACITY = 0.5  # the cracked cells: the metal surface shows through
 WINDOW = (1560, 560)
 
 _TET_FACES = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
@@ -123,7 +124,7 @@ def snapshot_3d(path: Path, frame, title: str | None = None) -> dict:
         else:
             iso = None
     broken = damaged_cells(cells, pdata, cdata)
-    cracked = grid.extract_cells(broken) if len(broken) else None
+    cracked = grid.extract_cells(broken).extract_surface() if len(broken) else None
 
     bar_um = scale_bar_length(float(span[0]))
     y_bar, z_bar = lo[1] - 0.08 * span[1], hi[2]
@@ -150,7 +151,7 @@ def snapshot_3d(path: Path, frame, title: str | None = None) -> dict:
     if iso is not None:
         pl.add_mesh(iso, color="royalblue", smooth_shading=True)
     if cracked is not None:
-        pl.add_mesh(cracked, color="red", opacity=0.85)
+        pl.add_mesh(cracked, color="red", opacity=CRACK_OPACITY)
     _camera(pl, lo, hi)
 
     slices_made = 0
