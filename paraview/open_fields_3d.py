@@ -9,7 +9,7 @@ Pipeline (all on the last output time unless --time is given):
 
 - "metal surface": Contour of the point field metal at xi = 0.5 (blue);
 - "cracked cells": damage averaged to the cells (PointDatatoCellData, as
-  `solver report` does), Threshold d > 0.5 (red);
+  `solver report` does), Threshold d > 0.5 (red, half transparent);
 - "grain i": each grain (Threshold grain_id = i) as a see-through grey
   surface, so the grain boundaries show inside the box (up to 64 grains);
 - "slice x", "slice z": the mid-planes x = x_mid and z = z_mid coloured by
@@ -121,6 +121,7 @@ def open_fields_3d(path, time=None, screenshot=None):
         n_cracked = _cells(cracked, t)
         d_cr = Show(cracked, view)
         _solid(d_cr, [0.85, 0.05, 0.05])
+        d_cr.Opacity = 0.5  # the metal surface shows through, as in `solver report`
 
     grains = []
     if "grain_id" in cell:
