@@ -156,8 +156,12 @@ def test_snapshot_3d_of_a_run(run3d, tmp_path):
 
 def test_report_writes_3d_snapshots(run3d, capsys):
     """`solver report` on a 3D run: snapshots at three output times (first,
-    middle, last), listed in report.txt."""
+    middle, last), listed in report.txt, and an animation with one frame
+    per output time at the snapshot size, the frames not all alike."""
+    import imageio.v3 as iio
+
     from solver.report.figures import report
+    from solver.report.render3d import WINDOW, grain_boundary_faces
 
     frame, n = _last_frame(run3d)
     assert n == 4  # t = 0 and three steps
@@ -168,6 +172,11 @@ def test_report_writes_3d_snapshots(run3d, capsys):
     assert all(str(p) in text for p in shots)
     assert any(p.name == f"snapshot_t{frame.t:.4g}s.png" for p in shots)
     assert all(p.stat().st_size > 20_000 for p in shots)
+    gif = iio.imread(run3d / "figures" / "animation.gif", index=None)
+    assert gif.shape[:3] == (n, WINDOW[1], WINDOW[0])
+    assert np.abs(gif[-1].astype(int) - gif[0].astype(int)).max() > 0
+    faces = len(grain_boundary_faces(frame.cells, frame.cell_data["grain_id"]))
+    assert f"animation: {n} frames of {n} output times, scale bar 0.5 um, {faces} grain boundary faces" in text
 
 
 @pytest.mark.skipif(shutil.which("pvpython") is None or shutil.which("xvfb-run") is None,

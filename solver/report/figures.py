@@ -13,7 +13,8 @@ writes DIR/figures/*.png and DIR/report.txt:
 - electrical.png: cell voltage and current density vs time (Fig. 1i style)
 - animation.gif (and animation.mp4 if ffmpeg is on PATH): metal (xi) and
   damage (d) at every output time, grain boundaries and a scale bar
-  (solver/report/animation.py)
+  (solver/report/animation.py); in 3D the snapshot pictures, at most 60
+  output times
 
 Snapshots and animation frames carry a scale bar in micrometres below the
 domain and draw the grain boundaries (from the grain_id cell field).
@@ -340,8 +341,10 @@ def report(directory: Path) -> int:
             lines.append(f"final {k} = {cols[k][-1]:.6g}")
     if movie is not None:
         lines.append(f"animation: {movie['frames']} frames of {movie['outputs']} output times, "
-                     f"scale bar {movie['scale_bar_um']:g} um, {movie['grain_boundary_segments']} grain boundary "
-                     f"segments" + ("" if movie["mp4"] is not None else f" (no MP4: {movie['mp4_note']})"))
+                     f"scale bar {movie['scale_bar_um']:g} um, "
+                     + (f"{movie['grain_boundary_faces']} grain boundary faces" if "grain_boundary_faces" in movie
+                        else f"{movie['grain_boundary_segments']} grain boundary segments")
+                     + ("" if movie["mp4"] is not None else f" (no MP4: {movie['mp4_note']})"))
     lines += [f"figure: {p}" for p in made]
     lines.append(f"report: {directory / 'report.txt'}, figures in {figs}")
     text = "\n".join(lines) + "\n"

@@ -90,16 +90,17 @@ def _camera(pl, lo, hi):
     pl.camera.zoom(1.05)
 
 
-def snapshot_3d(path: Path, frame, title: str | None = None) -> dict:
+def snapshot_3d(path: Path | None, frame, title: str | None = None) -> dict:
     """Write the three-panel picture of one 3D ``frame`` (solver/io/series.py
-    Frame) to ``path``; returns the metadata (see the module doc). Needs a
-    display or Xvfb (solver/report/render.py: headless)."""
+    Frame) to ``path`` (None: only return it, as "image", (H, W, 3) uint8);
+    returns the metadata (see the module doc). Needs a display or Xvfb
+    (solver/report/render.py: headless)."""
     import pyvista as pv
 
     from .animation import scale_bar_length
 
     pv.OFF_SCREEN = True
-    path = Path(path)
+    path = None if path is None else Path(path)
     points = np.asarray(frame.points, dtype=float)
     cells = np.asarray(frame.cells, dtype=np.int64)
     pdata, cdata = frame.point_data, frame.cell_data
@@ -172,10 +173,11 @@ def snapshot_3d(path: Path, frame, title: str | None = None) -> dict:
                     if cut.n_points:
                         pl.add_mesh(cut, color="black", line_width=2)
         _camera(pl, lo, hi)
-    pl.screenshot(str(path))
+    image = np.asarray(pl.screenshot(None if path is None else str(path), return_img=True))[..., :3]
     pl.close()
     return {
         "path": path,
+        "image": image,
         "t": frame.t,
         "isosurface_points": 0 if iso is None else int(iso.n_points),
         "isosurface_xi": iso_xi,
