@@ -32,7 +32,6 @@ from paraview.simple import (  # noqa: F401  (pvpython)
     GetAnimationScene,
     GetColorTransferFunction,
     GetScalarBar,
-    Hide,
     PointDatatoCellData,
     Render,
     ResetCamera,
@@ -42,6 +41,7 @@ from paraview.simple import (  # noqa: F401  (pvpython)
     Threshold,
     Xdmf3ReaderT,
 )
+
 from paraview import servermanager
 
 MAX_GRAINS = 64

@@ -38,7 +38,7 @@ TINY_3D = {
 def box_tets(n=(4, 3, 2), size=(4.0, 3.0, 2.0)):
     """Points and tetrahedra (6 per hexahedron, Kuhn split) of a box [um]."""
     nx, ny, nz = n
-    xs, ys, zs = (np.linspace(0.0, s, k + 1) for s, k in zip(size, n))
+    xs, ys, zs = (np.linspace(0.0, s, k + 1) for s, k in zip(size, n, strict=True))
     X, Y, Z = np.meshgrid(xs, ys, zs, indexing="ij")
     points = np.column_stack([X.ravel(), Y.ravel(), Z.ravel()])
     idx = np.arange(len(points)).reshape(nx + 1, ny + 1, nz + 1)
