@@ -28,6 +28,7 @@ FIELDS = (  # (name, title, colour map): 0 is white in both maps, so black lines
     ("damage", "damage d", "Reds"),
 )
 MAX_FRAMES = 300  # longer series are subsampled evenly (first and last kept)
+MAX_FRAMES_3D = 60  # a 3D frame (pyvista, solver/report/render3d.py) takes about 1 s
 FPS = 8
 DPI = 100
 
@@ -186,7 +187,10 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
     """Write figs/animation.gif (and figs/animation.mp4 if ffmpeg exists)
     from every output time of directory/fields.xdmf. Returns the metadata
     (see the module doc), or None when there is nothing to animate (no
-    fields.xdmf, or a 3D run)."""
+    fields.xdmf, or a 3D run without a display or Xvfb). A 3D run
+    (tetrahedra) is drawn with pyvista, at most MAX_FRAMES_3D frames
+    (solver/report/render3d.py); its metadata has grain_boundary_faces
+    instead of grain_boundary_segments and no first_frame pixels."""
     import imageio.v3 as iio
 
     from ..io.series import RunSeries
@@ -198,6 +202,8 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
     frames, times, first_pixels = [], [], None
     renderer = None
     with RunSeries(xdmf.parent) as series:
+        if len(series) and series.frame(0).cell_type == "tetrahedron":
+            return _animate_3d(series, figs, mp4, min(max_frames, MAX_FRAMES_3D), fps)
         for k in _frame_indices(len(series), max_frames):
             fr = series.frame(k)
             if fr.cell_type != "triangle":
@@ -226,4 +232,44 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
         "scale_bar_um": renderer.bar_um,
         "grain_boundary_segments": first_pixels["grain_boundary_segments"],
         "first_frame": first_pixels,
+    }
+
+
+def _animate_3d(series, figs: Path, mp4: bool, max_frames: int, fps: int) -> dict | None:
+    """The animation of a 3D run: every frame is the three-panel picture of
+    solver/report/render3d.py (xi = 0.5 isosurface, cells with d > 0.5,
+    grain boundaries, mid-plane slices of xi and d, scale bar in um), drawn
+    with pyvista under headless(); None without a display or Xvfb."""
+    import imageio.v3 as iio
+
+    from .render import headless
+    from .render3d import snapshot_3d
+
+    frames, times, meta0 = [], [], None
+    with headless() as ok:
+        if not ok:
+            return None
+        for k in _frame_indices(len(series), max_frames):
+            fr = series.frame(k)
+            meta = snapshot_3d(None, fr, title=f"t = {fr.t:.4g} s   ({k + 1} of {len(series)} outputs)")
+            frames.append(meta["image"])
+            times.append(fr.t)
+            meta0 = meta0 or meta
+    if not frames:
+        return None
+    gif = figs / "animation.gif"
+    iio.imwrite(gif, np.stack(frames), extension=".gif", duration=int(1000 / fps), loop=0)
+    mp4_path = figs / "animation.mp4"
+    mp4_note = write_mp4(mp4_path, frames, fps) if mp4 else "not asked for"
+    return {
+        "gif": gif,
+        "mp4": mp4_path if mp4_note is None else None,
+        "mp4_note": mp4_note,
+        "frames": len(frames),
+        "outputs": len(series),
+        "times_s": times,
+        "size_px": tuple(frames[0].shape[:2]),
+        "scale_bar_um": meta0["scale_bar_um"],
+        "grain_boundary_faces": meta0["grain_boundary_faces"],
+        "first_frame": None,
     }

@@ -3,15 +3,18 @@
 Reads scalars.csv, summary.json and fields.xdmf (solver/io/series.py; no DOLFINx) and
 writes DIR/figures/*.png and DIR/report.txt:
 
-- snapshots_*.png: metal (xi), damage (d) and hydrostatic pressure at three
-  output times, grain boundaries in black (pyvista off screen)
+- snapshot_t*.png: metal (xi), damage (d) and hydrostatic pressure at three
+  output times, grain boundaries in black (pyvista off screen); in 3D the
+  xi = 0.5 isosurface, the cells with d > 0.5, the grain boundaries and
+  mid-plane slices of xi and d (solver/report/render3d.py)
 - tips.png: dendrite and crack tip position vs time
 - deposit.png: deposited volume (area x 3 um in 2D) and height vs time
   (Geng 2023 Fig. 6d style)
 - electrical.png: cell voltage and current density vs time (Fig. 1i style)
 - animation.gif (and animation.mp4 if ffmpeg is on PATH): metal (xi) and
   damage (d) at every output time, grain boundaries and a scale bar
-  (solver/report/animation.py)
+  (solver/report/animation.py); in 3D the snapshot pictures, at most 60
+  output times
 
 Snapshots and animation frames carry a scale bar in micrometres below the
 domain and draw the grain boundaries (from the grain_id cell field).
@@ -120,9 +123,11 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
         steps = sorted({0, len(series) // 2, len(series) - 1}) if len(series) > 0 else []
         for k in steps[:n]:
             fr = series.frame(k)
-            if fr.cell_type != "triangle":  # 3D runs: no 2D snapshots
+            if fr.cell_type not in ("triangle", "tetrahedron"):
                 return []
             frames.append(fr)
+    if frames and frames[0].cell_type == "tetrahedron":
+        return snapshots_3d(frames, figs)
     made = []
     for fr in frames:
         t, points, tri, pdata, cdata = fr.t, fr.points, fr.cells, fr.point_data, fr.cell_data
@@ -140,6 +145,23 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
             else:
                 _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t)
         made.append(path)
+    return made
+
+
+def snapshots_3d(frames, figs: Path) -> list[Path]:
+    """3D runs (tetrahedra): one picture per frame with the xi = 0.5
+    isosurface, the cells with d > 0.5, the grain boundaries and mid-plane
+    slices of xi and d (solver/report/render3d.py). Needs a display or Xvfb."""
+    from .render import headless
+    from .render3d import snapshot_3d
+
+    made = []
+    with headless() as ok:
+        if not ok:
+            print("warning: no 3D snapshots (pyvista needs a display or Xvfb; neither found)", file=sys.stderr)
+            return []
+        for fr in frames:
+            made.append(snapshot_3d(figs / f"snapshot_t{fr.t:.4g}s.png", fr)["path"])
     return made
 
 
@@ -319,8 +341,10 @@ def report(directory: Path) -> int:
             lines.append(f"final {k} = {cols[k][-1]:.6g}")
     if movie is not None:
         lines.append(f"animation: {movie['frames']} frames of {movie['outputs']} output times, "
-                     f"scale bar {movie['scale_bar_um']:g} um, {movie['grain_boundary_segments']} grain boundary "
-                     f"segments" + ("" if movie["mp4"] is not None else f" (no MP4: {movie['mp4_note']})"))
+                     f"scale bar {movie['scale_bar_um']:g} um, "
+                     + (f"{movie['grain_boundary_faces']} grain boundary faces" if "grain_boundary_faces" in movie
+                        else f"{movie['grain_boundary_segments']} grain boundary segments")
+                     + ("" if movie["mp4"] is not None else f" (no MP4: {movie['mp4_note']})"))
     lines += [f"figure: {p}" for p in made]
     lines.append(f"report: {directory / 'report.txt'}, figures in {figs}")
     text = "\n".join(lines) + "\n"
