@@ -191,7 +191,6 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
     (tetrahedra) is drawn with pyvista, at most MAX_FRAMES_3D frames
     (solver/report/render3d.py); its metadata has grain_boundary_faces
     instead of grain_boundary_segments and no first_frame pixels."""
-    import imageio.v3 as iio
 
     from ..io.series import RunSeries
 
@@ -217,22 +216,21 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
         total = len(series)
     if not frames:
         return None
+    return {**_write_movies(figs, frames, times, total, mp4, fps), "scale_bar_um": renderer.bar_um,
+            "grain_boundary_segments": first_pixels["grain_boundary_segments"], "first_frame": first_pixels}
+
+
+def _write_movies(figs: Path, frames: list, times: list, outputs: int, mp4: bool, fps: int) -> dict:
+    """figs/animation.gif (and .mp4 when asked and ffmpeg exists) from the
+    frames; returns the metadata shared by the 2D and 3D animations."""
+    import imageio.v3 as iio
+
     gif = figs / "animation.gif"
     iio.imwrite(gif, np.stack(frames), extension=".gif", duration=int(1000 / fps), loop=0)
     mp4_path = figs / "animation.mp4"
     mp4_note = write_mp4(mp4_path, frames, fps) if mp4 else "not asked for"
-    return {
-        "gif": gif,
-        "mp4": mp4_path if mp4_note is None else None,
-        "mp4_note": mp4_note,
-        "frames": len(frames),
-        "outputs": total,
-        "times_s": times,
-        "size_px": tuple(frames[0].shape[:2]),
-        "scale_bar_um": renderer.bar_um,
-        "grain_boundary_segments": first_pixels["grain_boundary_segments"],
-        "first_frame": first_pixels,
-    }
+    return {"gif": gif, "mp4": mp4_path if mp4_note is None else None, "mp4_note": mp4_note,
+            "frames": len(frames), "outputs": outputs, "times_s": times, "size_px": tuple(frames[0].shape[:2])}
 
 
 def _animate_3d(series, figs: Path, mp4: bool, max_frames: int, fps: int) -> dict | None:
@@ -240,7 +238,6 @@ def _animate_3d(series, figs: Path, mp4: bool, max_frames: int, fps: int) -> dic
     solver/report/render3d.py (xi = 0.5 isosurface, cells with d > 0.5,
     grain boundaries, mid-plane slices of xi and d, scale bar in um), drawn
     with pyvista under headless(); None without a display or Xvfb."""
-    import imageio.v3 as iio
 
     from .render import headless
     from .render3d import snapshot_3d
@@ -257,19 +254,5 @@ def _animate_3d(series, figs: Path, mp4: bool, max_frames: int, fps: int) -> dic
             meta0 = meta0 or meta
     if not frames:
         return None
-    gif = figs / "animation.gif"
-    iio.imwrite(gif, np.stack(frames), extension=".gif", duration=int(1000 / fps), loop=0)
-    mp4_path = figs / "animation.mp4"
-    mp4_note = write_mp4(mp4_path, frames, fps) if mp4 else "not asked for"
-    return {
-        "gif": gif,
-        "mp4": mp4_path if mp4_note is None else None,
-        "mp4_note": mp4_note,
-        "frames": len(frames),
-        "outputs": len(series),
-        "times_s": times,
-        "size_px": tuple(frames[0].shape[:2]),
-        "scale_bar_um": meta0["scale_bar_um"],
-        "grain_boundary_faces": meta0["grain_boundary_faces"],
-        "first_frame": None,
-    }
+    return {**_write_movies(figs, frames, times, len(series), mp4, fps), "scale_bar_um": meta0["scale_bar_um"],
+            "grain_boundary_faces": meta0["grain_boundary_faces"], "first_frame": None}
