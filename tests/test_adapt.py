@@ -488,3 +488,76 @@ def test_front_leaving_the_band_triggers_a_remesh(shared_tmp):
     assert len(recs) >= 2 and all(r["step"] % 1000 for r in recs)
     tip = _col(_rows(shared_tmp), "dendrite_tip_m")
     assert tip[-1] - tip[0] > 4e-6  # the front crossed several refined bands
+
+
+# --------------------------------------------------------------------------
+# cracks on an adapting mesh: the flaw tip refined from t = 0, the process zone (H) ahead of a tip
+NOTCHED = ROOT / "configs/verification/fracture_notched_crystal.yaml"
+NOTCHED_ADAPT = ["mesh.h=1.6 um", "mesh.h_fine=0.4 um", "mesh.refine_band=null", "mesh.adapt.enabled=true",
+                 "mesh.adapt.levels=2", "mesh.adapt.h_min=0.4 um", "mesh.adapt.margin=1 um"]
+
+
+def test_crack_indicator_config_errors():
+    from solver.config import ConfigError, validate
+
+    for bad, expect in (({"history_threshold": -1}, "mesh.adapt.history_threshold = -1"),
+                        ({"refine_flaws": "maybe"}, "mesh.adapt.refine_flaws"),
+                        ({"damage_threshold": 0}, "mesh.adapt.damage_threshold = 0")):
+        with pytest.raises(ConfigError) as exc:
+            validate({"mesh": {"adapt": bad}})
+        lines = [ln for ln in str(exc.value).splitlines() if ln.strip()]
+        assert len(lines) == 1 and expect in lines[0], lines
+    ad = validate({"mesh": {"adapt": {"history_threshold": 0.5, "refine_flaws": True}}}).mesh.adapt
+    assert ad.history_threshold == 0.5 and ad.refine_flaws
+
+
+def _cell_size_near(model, point, radius):
+    """Largest longest-edge [um] of the cells whose centroid lies within ``radius`` of ``point`` (all ranks)."""
+    from mpi4py import MPI
+
+    from solver.mesh.adapt import cell_geometry
+
+    msh = model.domain.mesh
+    n = msh.topology.index_map(msh.topology.dim).size_local
+    cen, _, edge = cell_geometry(msh)
+    near = np.linalg.norm(cen[:n, :2] - np.asarray(point), axis=1) < radius
+    return msh.comm.allreduce(float(edge[:n][near].max(initial=0.0)), op=MPI.MAX)
+
+
+@pytest.mark.mpi
+def test_flaw_tip_refined_at_t0_and_history_indicator(comm, shared_tmp):
+    """refine_flaws: before any load (no damage, no history) the cells at the
+    notch tip (10, 10) um are refined to h_min = 0.4 um, 2 levels below the
+    base h = 1.6 um; without it the initial mesh is the base. The history
+    indicator flags exactly the cells whose H exceeds history_threshold."""
+    from solver.config import load_config
+    from solver.mesh.adapt import MeshAdapter, indicator_cells
+    from solver.run import RunContext, build_model
+
+    sizes = {}
+    for flaws in (False, True):
+        cfg = load_config(NOTCHED, overrides=NOTCHED_ADAPT + [f"mesh.adapt.refine_flaws={str(flaws).lower()}",
+                                                              "mesh.adapt.margin=2 um"])
+        ctx = RunContext(cfg, shared_tmp, comm)
+        base = build_model(ctx)
+        ad = MeshAdapter(ctx, base, lambda d: build_model(ctx, d))
+        model = ad.initial(base)
+        # 1.5 um ahead of the tip: outside the base's h_fine zone of the flaw, inside the margin (2 um)
+        sizes[flaws] = (_cell_size_near(model, (11.5, 10.0), 0.3), model.domain.mesh.topology.index_map(2).size_global)
+    assert sizes[False][1] == base.domain.mesh.topology.index_map(2).size_global
+    assert sizes[False][0] > 0.8  # the base mesh there: graded from h_fine = 0.4 um at the flaw to h = 1.6 um
+    assert sizes[True][0] <= 0.4 * (1 + 1e-9) and sizes[True][1] > sizes[False][1]
+    # the history indicator: H = 1 on every third owned cell, threshold 0.5 (damage, xi: none)
+    cfg = load_config(NOTCHED, overrides=NOTCHED_ADAPT + ["mesh.adapt.history_threshold=0.5"])
+    ctx = RunContext(cfg, shared_tmp, comm)
+    model = build_model(ctx)
+    fp = model.frac
+    n = model.domain.mesh.topology.index_map(2).size_local
+    dofs = fp.H.function_space.dofmap.list[:n, 0]
+    want = np.arange(0, n, 3)
+    fp.H.x.array[:] = 0.0
+    fp.H.x.array[dofs[want]] = 1.0
+    fp.H.x.scatter_forward()
+    assert np.array_equal(indicator_cells(model, cfg.mesh.adapt), want)
+    off = load_config(NOTCHED, overrides=NOTCHED_ADAPT).mesh.adapt  # history_threshold 0: off
+    assert len(indicator_cells(model, off)) == 0
