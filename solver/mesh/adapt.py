@@ -512,9 +512,14 @@ class MeshAdapter:
             return model
         return self.adapt(model, step)
 
-    def adapt(self, model, step: int = 0):
+    def adapt(self, model, step: int = 0, band: np.ndarray | None = None):
+        """``model`` (its committed state) on the base refined towards ``band``
+        (centroids, um; default: the indicator on ``model``'s fields). A step
+        whose trial state escaped the refined band (``escaped``) is redone on
+        the mesh of that trial state's band: ``band = adapter.band(model)``,
+        ``model.restore_state()``, ``adapter.adapt(model, step, band)``, solve again."""
         t0 = time.perf_counter()
-        band = self.band(model)
+        band = self.band(model) if band is None else band
         dofs_now = model.dofs()
         per_vertex = dofs_now / max(1, model.domain.mesh.geometry.index_map().size_global)
         tm, level, capped = self.refined_base(band, per_vertex)
