@@ -506,6 +506,33 @@ class MeshAdapter:
         hit = bool(np.any(self._unrefined_mask(model)[flagged])) if len(flagged) else False
         return bool(self.comm.allreduce(int(hit), op=MPI.MAX))
 
+    def solve_step(self, model, t_new: float, h: float, step: int):
+        """``model.solve(t_new, h)`` (after the caller's ``model.save_state()``);
+        while the trial state has left the refined band (``escaped``: a crack
+        that ran out within the step into cells of the base size), at most
+        ``mesh.adapt.max_redo`` times: the band of the trial state is taken,
+        the model restored to the start of the step, moved onto the base
+        refined towards that band, and the step solved again there. Returns
+        (the model, possibly new, with its trial state; the solve info with
+        ``redo`` = the number of redone solves)."""
+        info = model.solve(t_new, h)
+        redo = 0
+        while redo < self.ad.max_redo and self.escaped(model):
+            band = self.band(model)
+            model.restore_state()
+            new = self.adapt(model, step, band)
+            if new is model:
+                info = model.solve(t_new, h)  # restored: solve again on the same mesh (nothing else to refine)
+                break
+            model = new
+            model.save_state()
+            info = model.solve(t_new, h)
+            redo += 1
+            self.log.info(f"step {step + 1} redone on the refined mesh ({redo} of at most {self.ad.max_redo})")
+        info = dict(info or {})
+        info["redo"] = redo
+        return model, info
+
     def maybe_adapt(self, model, step: int):
         """The model on the mesh the indicator asks for (``model`` itself when not due or unchanged)."""
         if not self.due(step, model):
