@@ -586,6 +586,7 @@ def _march(cfg, outdir, comm, n_steps):
             info = {"redo": 0}
         else:
             model, info = ad.solve_step(model, t + dt, dt, step)
+            info = {"redo": ad.last_redo}
         model.commit()
         t += dt
         redo.append(info["redo"])

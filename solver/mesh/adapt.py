@@ -513,8 +513,8 @@ class MeshAdapter:
         ``mesh.adapt.max_redo`` times: the band of the trial state is taken,
         the model restored to the start of the step, moved onto the base
         refined towards that band, and the step solved again there. Returns
-        (the model, possibly new, with its trial state; the solve info with
-        ``redo`` = the number of redone solves)."""
+        (the model, possibly new, with its trial state; its solve info); the
+        number of redone solves is ``self.last_redo``."""
         info = model.solve(t_new, h)
         redo = 0
         while redo < self.ad.max_redo and self.escaped(model):
@@ -529,8 +529,7 @@ class MeshAdapter:
             info = model.solve(t_new, h)
             redo += 1
             self.log.info(f"step {step + 1} redone on the refined mesh ({redo} of at most {self.ad.max_redo})")
-        info = dict(info or {})
-        info["redo"] = redo
+        self.last_redo = redo
         return model, info
 
     def maybe_adapt(self, model, step: int):
