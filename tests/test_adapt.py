@@ -598,7 +598,8 @@ def _march(cfg, outdir, comm, n_steps):
 def _crack_path(model, tip=(10.0, 10.0), l=1.0):
     """F5's measures from the P1 damage: the angle [deg] of the d > 0.9 points
     more than l ahead of the notch tip (least squares through the tip), their
-    extent [um], and the farthest point with d > 0.5 [um]."""
+    extent [um], and where the crack (d > 0.5) reaches farthest in x: (x, the
+    mean y of the d > 0.5 points there) [um]."""
     fp = model.frac
     n = fp.V.dofmap.index_map.size_local
     x = fp.V.tabulate_dof_coordinates()[:n, :2]
@@ -606,7 +607,8 @@ def _crack_path(model, tip=(10.0, 10.0), l=1.0):
     rel = np.concatenate(fp.comm.allgather(x[(d > 0.9) & (x[:, 0] > tip[0] + l)] - np.asarray(tip)))
     ang = np.degrees(np.arctan((rel[:, 0] * rel[:, 1]).sum() / (rel[:, 0] ** 2).sum())) if len(rel) >= 5 else np.nan
     far = np.concatenate(fp.comm.allgather(x[d > 0.5]))
-    return ang, (rel[:, 0].max() if len(rel) else 0.0), far[np.argmax(far[:, 0])]
+    edge = far[far[:, 0] > far[:, 0].max() - 1e-6]  # the farthest d > 0.5 points: the centre of the band there
+    return ang, (rel[:, 0].max() if len(rel) else 0.0), np.array([edge[0, 0], edge[:, 1].mean()])
 
 
 @pytest.mark.mpi
@@ -621,9 +623,10 @@ def test_F5_crack_path_on_an_adapting_mesh_matches_the_uniform_fine_mesh(comm, s
     cells of the base size: the step is redone on the mesh refined towards
     that trial crack (max_redo). The crack angle is F5's 30 +/- 10 deg, and
     the crack reaches the far edge within one h_min of the uniform mesh's
-    crack. (Measured: 27.03 deg both; edge crossing y = 14.23 vs 14.06 um,
-    1 redo in step 1; 6354 vs 4398 DOFs: the uniform band is the graded
-    mesh of the config, not the whole specimen.)"""
+    crack. (Measured: 27.03 vs 27.16 deg; crack centre at the far edge
+    y = 15.00 vs 15.24 um, 1 redo in step 1; without the redo 23.50 deg and
+    14.62 um; 6354 vs 4398 DOFs: the uniform band is the graded mesh of the
+    config, not the whole specimen.)"""
     from solver.config import load_config
 
     common = ["mesh.h=2 um", "loading.mechanical.value.points=[[0, 0], [1, 0.0022e-6], [3, 0.0024e-6]]",
