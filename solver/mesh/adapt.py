@@ -37,6 +37,11 @@ model is moved onto a new mesh:
    (the transfer error, logged per remesh) is put back by
    xi += lambda xi (1 - xi), which changes xi only in the interface.
 
+A step whose trial state left the refined band (a crack that ran out within
+the step) is redone, at most ``max_redo`` times, on the base refined towards
+that trial state (:meth:`MeshAdapter.solve_step`, called by the time loop in
+place of ``model.solve``).
+
 A remesh that fails (a new-mesh point not found on the old mesh, a build
 error) raises :class:`AdaptError`: the run stops ``failed`` with the old model,
 whose state is untouched, checkpointed.
