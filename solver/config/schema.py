@@ -178,6 +178,14 @@ class MeshAdapt(Section):
         1e-6, description="grow the refined band by this distance [m] (a few interface widths)")
     xi_band: tuple[float, float] = Field((0.01, 0.99), description="xi between these: the diffuse interface, refined")
     damage_threshold: float = Field(0.05, gt=0, le=1, description="d above this is refined (1 disables)")
+    history_threshold: float = Field(
+        0.0, ge=0, description="refine where the fracture history H (the dimensionless driving force, "
+        "d = H/(1+H) if homogeneous) exceeds this: the crack tip before the damage shows (0 disables)")
+    max_redo: int = Field(0, ge=0, le=20, description="redo a step, up to this many times, on the base refined towards "
+                          "its trial state when that state left the refined band (a crack running out within one step; "
+                          "0: off)")
+    refine_flaws: bool = Field(False, description="refine within margin of the flaw facets (notches, cracks, pores) "
+                               "from t = 0, where cracks start before any damage")
     concentration_jump: float = Field(0.1, ge=0, description="refine where c~ changes more than this across a cell (0 disables)")
     max_dofs: Optional[int] = Field(None, ge=1, description="DOF budget: a level that would exceed it is not made (logged)")
     conserve_metal: bool = Field(True, description="put the metal volume int xi dx back after each transfer")

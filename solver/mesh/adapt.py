@@ -6,9 +6,14 @@ model is moved onto a new mesh:
 
 1. indicator, on the current mesh: cells where the Na interface is diffuse
    (xi_lo < xi < xi_hi at a vertex, or xi crossing the band inside the
-   cell), where the damage d exceeds ``damage_threshold`` (cracks and their
-   tips), and where c~ changes by more than ``concentration_jump`` across a
-   cell. Their centroids (gathered on every rank) form the band.
+   cell), where the damage d exceeds ``damage_threshold`` (cracks), where
+   the fracture history H (the local driving force) exceeds
+   ``history_threshold`` (the process zone ahead of a crack tip, before the
+   diffuse AT2 damage shows), and where c~ changes by more than
+   ``concentration_jump`` across a cell. Their centroids (gathered on every
+   rank) form the band; with ``refine_flaws`` the midpoints of the flaw
+   facets of the base mesh (notches, cracks, pores: where cracks start) are
+   part of it from t = 0.
 2. refinement of the coarse BASE mesh (the mesh the config builds), level by
    level with DOLFINx's own refinement (``dolfinx.mesh.refine``, parent
    cell and facet maps, cells kept on their rank): at each level every cell
@@ -31,6 +36,11 @@ model is moved onto a new mesh:
    The metal volume int xi dx is measured before and after; the difference
    (the transfer error, logged per remesh) is put back by
    xi += lambda xi (1 - xi), which changes xi only in the interface.
+
+A step whose trial state left the refined band (a crack that ran out within
+the step) is redone, at most ``max_redo`` times, on the base refined towards
+that trial state (:meth:`MeshAdapter.solve_step`, called by the time loop in
+place of ``model.solve``).
 
 A remesh that fails (a new-mesh point not found on the old mesh, a build
 error) raises :class:`AdaptError`: the run stops ``failed`` with the old model,
@@ -250,6 +260,9 @@ def indicator_cells(model, ad, concentration: bool = True) -> np.ndarray:
     d = getattr(model, "d", None)
     if d is not None and getattr(model, "frac", None) is not None and ad.damage_threshold < 1.0:
         flag |= _cell_values(d, n).max(axis=1) > ad.damage_threshold
+    frac = getattr(model, "frac", None)
+    if frac is not None and getattr(frac, "H", None) is not None and ad.history_threshold > 0.0:
+        flag |= _cell_values(frac.H, n).max(axis=1) > ad.history_threshold
     if ec is not None and concentration and ad.concentration_jump > 0.0:
         from ..physics.electrochemistry import CONC
 
@@ -414,9 +427,30 @@ class MeshAdapter:
             np.maximum.at(ca, grain, base.c_axis.x.array.reshape(-1, 3)[cd])
             self.comm.Allreduce(MPI.IN_PLACE, ca, op=MPI.MAX)
             self.c_axis = ca
+        self.flaw_points = self._flaw_points(base) if self.ad.refine_flaws else np.zeros((0, 3))
         self.remeshes = int(getattr(model.domain, "info", {}).get("remesh", 0))
         self.records: list[dict] = []
         self.h_min = self.ad.h_min / _length_unit() if self.ad.h_min else 0.0
+
+    def _flaw_points(self, base) -> np.ndarray:
+        """Midpoints (um) of the base mesh's flaw facets, gathered on every rank."""
+        from dolfinx import mesh as dmesh
+
+        from .tags import FLAW
+
+        msh = base.mesh
+        tdim = msh.topology.dim
+        nf = msh.topology.index_map(tdim - 1).size_local
+        f = base.facet_tags.find(FLAW)
+        f = f[f < nf].astype(np.int32)
+        mid = dmesh.compute_midpoints(msh, tdim - 1, f) if len(f) else np.zeros((0, 3))
+        return np.concatenate(self.comm.allgather(mid)).reshape(-1, 3)
+
+    def band(self, model, concentration: bool = True) -> np.ndarray:
+        """Centroids (um) of the indicator cells of ``model`` on every rank, plus the flaw facet midpoints."""
+        cen, _, _ = cell_geometry(model.domain.mesh)
+        own = cen[indicator_cells(model, self.ad, concentration)]
+        return np.concatenate(self.comm.allgather(own) + [self.flaw_points]).reshape(-1, 3)
 
     # ------------------------------------------------------------------
     def initial(self, model):
@@ -424,8 +458,7 @@ class MeshAdapter:
         model sets its initial fields from the config on the finer mesh (no
         transfer); repeated, at most ``levels`` times, until the mesh stays."""
         for _ in range(self.ad.levels):
-            cen, _, _ = cell_geometry(model.domain.mesh)
-            band = np.concatenate(self.comm.allgather(cen[indicator_cells(model, self.ad)]))
+            band = self.band(model)
             per_vertex = model.dofs() / max(1, model.domain.mesh.geometry.index_map().size_global)
             tm, level, _ = self.refined_base(band, per_vertex)
             if self._same_mesh(tm, model.domain.mesh):
@@ -478,17 +511,46 @@ class MeshAdapter:
         hit = bool(np.any(self._unrefined_mask(model)[flagged])) if len(flagged) else False
         return bool(self.comm.allreduce(int(hit), op=MPI.MAX))
 
+    def solve_step(self, model, t_new: float, h: float, step: int):
+        """``model.solve(t_new, h)`` (after the caller's ``model.save_state()``);
+        while the trial state has left the refined band (``escaped``: a crack
+        that ran out within the step into cells of the base size), at most
+        ``mesh.adapt.max_redo`` times: the band of the trial state is taken,
+        the model restored to the start of the step, moved onto the base
+        refined towards that band, and the step solved again there. Returns
+        (the model, possibly new, with its trial state; its solve info); the
+        number of redone solves is ``self.last_redo``."""
+        info = model.solve(t_new, h)
+        redo = 0
+        while redo < self.ad.max_redo and self.escaped(model):
+            band = self.band(model)
+            model.restore_state()
+            new = self.adapt(model, step, band)
+            if new is model:
+                info = model.solve(t_new, h)  # restored: solve again on the same mesh (nothing else to refine)
+                break
+            model = new
+            model.save_state()
+            info = model.solve(t_new, h)
+            redo += 1
+            self.log.info(f"step {step + 1} redone on the refined mesh ({redo} of at most {self.ad.max_redo})")
+        self.last_redo = redo
+        return model, info
+
     def maybe_adapt(self, model, step: int):
         """The model on the mesh the indicator asks for (``model`` itself when not due or unchanged)."""
         if not self.due(step, model):
             return model
         return self.adapt(model, step)
 
-    def adapt(self, model, step: int = 0):
+    def adapt(self, model, step: int = 0, band: np.ndarray | None = None):
+        """``model`` (its committed state) on the base refined towards ``band``
+        (centroids, um; default: the indicator on ``model``'s fields). A step
+        whose trial state escaped the refined band (``escaped``) is redone on
+        the mesh of that trial state's band: ``band = adapter.band(model)``,
+        ``model.restore_state()``, ``adapter.adapt(model, step, band)``, solve again."""
         t0 = time.perf_counter()
-        cen, _, _ = cell_geometry(model.domain.mesh)
-        flagged = indicator_cells(model, self.ad)
-        band = np.concatenate(self.comm.allgather(cen[flagged]))
+        band = self.band(model) if band is None else band
         dofs_now = model.dofs()
         per_vertex = dofs_now / max(1, model.domain.mesh.geometry.index_map().size_global)
         tm, level, capped = self.refined_base(band, per_vertex)

@@ -11,7 +11,9 @@ written when due. The run ends ``completed`` at t_end, ``short_circuit``
 when the deposit bridges the electrodes, or ``max_steps`` at time.max_steps
 before t_end. With mesh.adapt the model is replaced, after an accepted step,
 by one on an adapted mesh (``mesh.adapt.MeshAdapter``): its fields go to a new
-fields_NNNN.xdmf and a checkpoint is written at once.
+fields_NNNN.xdmf and a checkpoint is written at once. With
+mesh.adapt.max_redo a step whose crack ran out of the refined band is redone
+on a mesh refined towards its trial state (``MeshAdapter.solve_step``).
 """
 
 from __future__ import annotations
@@ -72,7 +74,16 @@ def run_time_loop(ctx, model) -> None:
             reason, info = "another rank failed", {}
             try:
                 with ctx.phase(model.solve_phase) if model.solve_phase else nullcontext():
-                    info = model.solve(t + h, h)
+                    if adapter is not None and cfg.mesh.adapt.max_redo:
+                        before = model  # a step whose crack escapes the refined band is redone on a new mesh
+                        model, info = adapter.solve_step(model, t + h, h, step)
+                        info = {**info, "redo": adapter.last_redo}  # solves redone on a refined mesh (scalars.csv)
+                        if model is not before:
+                            ctx.dofs = model.dofs_by_field()
+                            writer.close()  # one fields_NNNN.xdmf per mesh
+                            writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
+                    else:
+                        info = model.solve(t + h, h)
                 ok = 1
             except SolveError as exc:
                 ok, reason = 0, str(exc)
