@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_paraview import run_pvpython
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,11 +211,11 @@ def test_pvpython_3d_script_agrees_with_the_report(run3d, tmp_path):
     expect = len(damaged_cells(frame.cells, frame.point_data, frame.cell_data))
     assert 0 < expect < len(frame.cells)
     png = tmp_path / "shot.png"
-    cmd = ["xvfb-run", "-a", "pvpython", str(ROOT / "paraview/open_fields_3d.py"), str(run / "fields.xdmf"),
+    cmd = ["pvpython", str(ROOT / "paraview/open_fields_3d.py"), str(run / "fields.xdmf"),
            "--screenshot", str(png)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = run_pvpython(cmd)
     if res.returncode == 134:  # ParaView now and then aborts creating its view under Xvfb (test_paraview.py)
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        res = run_pvpython(cmd)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     m = re.search(r"(\d+) time steps; metal surface xi = 0.5: (\d+) points, xi on it (\S+) \.\. (\S+); "
                   r"cracked cells \(d > 0.5\): (\d+); grains: (\d+)", res.stdout)
