@@ -939,3 +939,42 @@ def test_conduction_through_grains_in_series_3d(comm, record_validation):
                       abs(current / I_th - 1) < 1e-7)
     assert current == pytest.approx(I_th, rel=1e-7, abs=0)
     assert cp.scalars(0.0)["current_density_A_m2"] == pytest.approx(I_th / A, rel=1e-7)
+
+
+# --------------------------------------------------------------------------
+# 3D single crystal / bicrystal with given c-axes (orientation.axes)
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("kind, axes", [("single_crystal", [[1.0, 1.0, 0.0]]),
+                                        ("bicrystal", [[0.0, 0.0, 2.0], [1.0, 2.0, 2.0]])])
+def test_3d_crystal_with_given_axes_gets_them(comm, kind, axes):
+    """mesh.orientation {mode: given, axes} on a 3D single crystal or
+    bicrystal: solver check accepts it and every cell of grain g carries
+    the unit vector of axes[g - 1] (the mesh checks used to ask for 2D
+    plane angles here)."""
+    from meshes.generate import check
+    from solver.mesh.polycrystal import load_domain
+
+    cfg = _cfg({"mesh": {"kind": kind, "width": "4 um", "height": "4 um", "depth": "2 um", "h": "1 um",
+                         "orientation": {"mode": "given", "axes": axes}}})
+    assert check(cfg.mesh)[0] == []
+    dom = load_domain(cfg, comm)
+    assert dom.n_grains == len(axes)
+    ncell = dom.mesh.topology.index_map(3).size_local
+    grain = np.rint(dom.grain_id.x.array[dom.grain_id.function_space.dofmap.list[:ncell, 0]]).astype(int)
+    c = dom.c_axis.x.array.reshape(-1, 3)[dom.c_axis.function_space.dofmap.list[:ncell, 0]]
+    want = np.array([unit(a) for a in axes])[grain - 1]
+    np.testing.assert_allclose(c, want, atol=1e-12)
+    assert everywhere(comm, set(np.unique(grain)) <= set(range(1, len(axes) + 1)))
+
+
+@pytest.mark.parametrize("kind, axes", [("single_crystal", [[1, 0, 0], [0, 1, 0]]), ("bicrystal", [[1, 0, 0]])])
+def test_3d_crystal_with_the_wrong_number_of_axes_is_refused(kind, axes):
+    from meshes.generate import make_record
+    from solver.config import ConfigError
+
+    cfg = _cfg({"mesh": {"kind": kind, "width": "4 um", "height": "4 um", "depth": "2 um", "h": "1 um",
+                         "orientation": {"mode": "given", "axes": axes}}})
+    with pytest.raises(ConfigError) as info:
+        make_record(cfg.mesh)
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith("mesh.orientation.axes"), \
+        info.value.problems
