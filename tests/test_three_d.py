@@ -978,3 +978,71 @@ def test_3d_crystal_with_the_wrong_number_of_axes_is_refused(kind, axes):
         make_record(cfg.mesh)
     assert len(info.value.problems) == 1 and info.value.problems[0].startswith("mesh.orientation.axes"), \
         info.value.problems
+
+
+# --------------------------------------------------------------------------
+# the shipped 3D scenario (configs/micro_polycrystal_3d.yaml): sound without
+# running it to the end
+# --------------------------------------------------------------------------
+@pytest.mark.mpi
+def test_shipped_3d_scenario_checks_meshes_and_steps(comm, shared_tmp, record_validation):
+    """configs/micro_polycrystal_3d.yaml passes solver check, meshes with
+    its >= 30 grains and the Na-filled pit tagged 5 (outline area of a rod
+    of radius r to depth L - r plus a hemisphere, 10%: 0.6 um facets on a
+    0.6 um radius), starts with the metal of the layer plus the pit
+    (exact volumes, 3%), and two coupled steps plate Na at the Faraday
+    rate (1e-6) at a positive current."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dolfinx import fem
+
+    from solver.config import load_config
+    from solver.mesh.polycrystal import load_domain
+    from solver.run import run
+
+    root = Path(__file__).resolve().parents[1]
+    path = root / "configs" / "micro_polycrystal_3d.yaml"
+    if comm.rank == 0:
+        env = {k: v for k, v in __import__("os").environ.items()
+               if not k.startswith(("OMPI_", "PMIX_", "PMI_", "MPI_LOCALRANK"))}
+        res = subprocess.run([sys.executable, "-m", "solver", "check", str(path)], capture_output=True, text=True,
+                             cwd=root, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+    cfg = load_config(path)
+    m = cfg.mesh
+    assert m.dim == 3 and m.grains >= 30
+    (pit,) = [f for f in m.flaws if f.type == "notch" and f.filled_with_na]
+    dom = load_domain(cfg, comm)
+    assert dom.n_grains == m.grains
+    dx, ds, dS = dom.measures()
+    one = fem.Constant(dom.mesh, 1.0)
+
+    def total(form):
+        return comm.allreduce(fem.assemble_scalar(fem.form(form)), op=MPI.SUM)
+
+    r, L = pit.width / 2 * 1e6, pit.length * 1e6  # um
+    outline = total(one("+") * dS(5)) + total(one * ds(5))
+    record_validation("micro_polycrystal_3d: Na-filled pit outline (tag 5) [um^2]",
+                      2 * np.pi * r * (L - r) + 2 * np.pi * r**2, outline, "10% rel")
+    assert outline == pytest.approx(2 * np.pi * r * (L - r) + 2 * np.pi * r**2, rel=0.10)
+    W, H, D = m.width * 1e6, m.height * 1e6, m.depth * 1e6
+    assert total(one * dx) == pytest.approx(W * H * D, rel=1e-6)  # the pit is filled, not cut out
+
+    out = shared_tmp / "steps"
+    assert run(load_config(path, overrides=["time.max_steps=2"]), out, comm=comm) == 0
+    comm.barrier()
+    rows = _rows(out)
+    assert [int(row["step"]) for row in rows] == [1, 2]
+    layer = [s for s in cfg.electrochemistry.initial_na if s.type == "layer"][0].thickness * 1e6
+    # the pit below the layer top is already counted in the layer
+    pit_vol = np.pi * r**2 * (L - r - layer) + 2 / 3 * np.pi * r**3
+    metal0 = float(rows[0]["metal_area_m2"]) - float(rows[0]["deposited_volume_m3_m"])
+    record_validation("micro_polycrystal_3d: initial metal volume [um^3]", W * D * layer + pit_vol,
+                      metal0 * 1e18, "3% rel")
+    assert metal0 * 1e18 == pytest.approx(W * D * layer + pit_vol, rel=0.03)
+    omega = cfg.materials.sodium.molar_volume
+    for row in rows:
+        i, q, dv = (float(row[k]) for k in ("current_density_A_m2", "charge_C_m", "deposited_volume_m3_m"))
+        assert i > 0 and q > 0 and dv == pytest.approx(q * omega / F, rel=1e-6, abs=0)
