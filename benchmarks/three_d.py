@@ -212,7 +212,9 @@ def krylov(args):
 def ranks(args):
     """Runs this script's 'steps' part under mpirun -n N for each N (a plain
     python3 process: no MPI here)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_"))}
+    if "OMPI_COMM_WORLD_SIZE" in os.environ or "PMIX_RANK" in os.environ:
+        sys.exit("three_d.py ranks starts mpirun itself: run it with a plain python3, not under mpirun")
+    env = dict(os.environ)  # envrun's MPI settings (e.g. running as root) go to the mpirun below
     rows = []
     for n in args.ranks:
         res = OUT / f"ranks-np{n}.json"
