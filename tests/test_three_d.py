@@ -944,6 +944,7 @@ def test_conduction_through_grains_in_series_3d(comm, record_validation):
 # --------------------------------------------------------------------------
 # 3D single crystal / bicrystal with given c-axes (orientation.axes)
 # --------------------------------------------------------------------------
+@pytest.mark.mpi
 @pytest.mark.parametrize("kind, axes", [("single_crystal", [[1.0, 1.0, 0.0]]),
                                         ("bicrystal", [[0.0, 0.0, 2.0], [1.0, 2.0, 2.0]])])
 def test_3d_crystal_with_given_axes_gets_them(comm, kind, axes):
