@@ -993,6 +993,7 @@ def test_shipped_3d_scenario_checks_meshes_and_steps(comm, shared_tmp, record_va
     0.6 um radius), starts with the metal of the layer plus the pit
     (exact volumes, 3%), and two coupled steps plate Na at the Faraday
     rate (1e-6) at a positive current."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -1005,12 +1006,15 @@ def test_shipped_3d_scenario_checks_meshes_and_steps(comm, shared_tmp, record_va
 
     root = Path(__file__).resolve().parents[1]
     path = root / "configs" / "micro_polycrystal_3d.yaml"
+    checked = None
     if comm.rank == 0:
-        env = {k: v for k, v in __import__("os").environ.items()
-               if not k.startswith(("OMPI_", "PMIX_", "PMI_", "MPI_LOCALRANK"))}
+        # a child of an mpirun rank must not join the MPI job (as in conftest.py)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "MPI_LOCALRANK"))}
         res = subprocess.run([sys.executable, "-m", "solver", "check", str(path)], capture_output=True, text=True,
                              cwd=root, env=env)
-        assert res.returncode == 0, res.stdout + res.stderr
+        checked = (res.returncode, res.stdout + res.stderr)
+    rc, text = comm.bcast(checked, root=0)  # every rank fails together, none waits in a collective
+    assert rc == 0, text
     cfg = load_config(path)
     m = cfg.mesh
     assert m.dim == 3 and m.grains >= 30
