@@ -12,9 +12,9 @@ MPIPYTEST = mpirun -n 2 python3 -m mpi4py -m pytest -q -p no:cacheprovider --str
 env:            ## build (once) and check the environment
 	$(ENVRUN) python3 -c "import dolfinx, gmsh, pyvista; print('DOLFINx', dolfinx.__version__, '| gmsh', gmsh.__version__, '| pyvista', pyvista.__version__)"
 
-demo:           ## mesh + run configs/demo.yaml on 2 ranks into results/demo, then report (figures + animation)
+demo:           ## mesh + run configs/demo.yaml (1 rank: 5k DOFs) into results/demo, then report (figures + animation)
 	$(ENVRUN) python3 -m solver mesh configs/demo.yaml -o results/demo
-	$(ENVRUN) mpirun -n 2 python3 -m solver run configs/demo.yaml -o results/demo
+	$(ENVRUN) python3 -m solver run configs/demo.yaml -o results/demo
 	$(ENVRUN) python3 -m solver report results/demo
 	@echo "demo: report in results/demo/report.txt; animation results/demo/figures/animation.gif; fields results/demo/fields.xdmf"
 

@@ -63,22 +63,10 @@ def unused_options(prefix: str = "") -> list[str]:
 
 
 def defaults_for(name: str) -> dict:
-    """The project's default options of sub-solver ``name`` (imports the field module)."""
-    if name == "electrochemistry":
-        from .physics.electrochemistry import KSP_DEFAULTS
+    """The project's default options of sub-solver ``name`` (numerics/petsc_defaults.py)."""
+    from .numerics.petsc_defaults import DEFAULTS
 
-        return dict(KSP_DEFAULTS)
-    if name == "mechanics":
-        from .physics.mechanics import MECHANICS_PETSC
-
-        return dict(MECHANICS_PETSC)
-    if name == "coupled":
-        from .coupling.monolithic import COUPLED_KSP_DEFAULTS
-
-        return dict(COUPLED_KSP_DEFAULTS)
-    from .numerics.linalg import SPD_DEFAULTS
-
-    return dict(SPD_DEFAULTS)
+    return dict(DEFAULTS.get(name, DEFAULTS["potential"]))
 
 
 def _matrix(bs: int, blocks: int = 24):
@@ -154,7 +142,7 @@ def check_petsc_options(petsc: dict, dim: int = 2) -> list[str]:
         if main:
             trials.append(("", {**defaults_for(name), **main}, main))
         if fallback:
-            from .numerics.linalg import DIRECT_OPTIONS
+            from .numerics.petsc_defaults import DIRECT_OPTIONS
 
             trials.append(("fallback_", {**DIRECT_OPTIONS, **fallback}, fallback))
         for sub, options, user in trials:

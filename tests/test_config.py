@@ -150,10 +150,14 @@ def test_check_cli_missing_file_and_bad_set():
 
 
 def test_check_imports_no_dolfinx():
-    code = ("import sys; from solver.cli import main; rc = main(['check', 'configs/demo.yaml']); "
-            "assert 'dolfinx' not in sys.modules and 'petsc4py' not in sys.modules, 'heavy import'; sys.exit(rc)")
-    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr
+    """`check` stays light: never DOLFINx; petsc4py only for a config with
+    solver.petsc options (checked against PETSc's own option database)."""
+    for config, petsc in (("configs/macro_fractal.yaml", False), ("configs/demo.yaml", True)):
+        code = ("import sys; from solver.cli import main; rc = main(['check', %r]); "
+                "assert 'dolfinx' not in sys.modules, 'heavy import'; "
+                "assert ('petsc4py' in sys.modules) == %r, 'petsc4py'; sys.exit(rc)" % (config, petsc))
+        res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+        assert res.returncode == 0, (config, res.stderr)
 
 
 def test_all_shipped_configs_are_valid():

@@ -48,28 +48,13 @@ import ufl
 from .. import scales
 from ..numerics.block_newton import BlockNewton, Border
 from ..numerics.linalg import SolveError, global_max_abs
-from ..physics.electrochemistry import KSP_DEFAULTS as EC_KSP
+from ..numerics.petsc_defaults import COUPLED_PETSC
 from ..physics.electrochemistry import XI
-from ..physics.mechanics import MECHANICS_PETSC
 from ..time.stop import check_stop
 
 # The coupled Jacobian's linear solver (prefix ``coupled_``; overrides from
-# solver.petsc.coupled). ksp_rtol is set per Newton iteration (forcing term).
-COUPLED_KSP_DEFAULTS = {
-    "ksp_type": "gmres",
-    "ksp_pc_side": "right",  # GMRES minimises the true (block-equilibrated) residual
-    "ksp_norm_type": "unpreconditioned",
-    "ksp_gmres_restart": 100,
-    "ksp_atol": 1.0e-30,
-    "ksp_max_it": 500,
-    "pc_type": "fieldsplit",
-    "pc_fieldsplit_type": "multiplicative",
-    **{f"fieldsplit_mechanics_{k}": v for k, v in MECHANICS_PETSC.items()
-       if k.startswith(("pc_", "mg_"))},
-    "fieldsplit_mechanics_ksp_type": "preonly",
-    **{f"fieldsplit_electrochemistry_{k}": v for k, v in EC_KSP.items() if k.startswith(("pc_", "fieldsplit_"))},
-    "fieldsplit_electrochemistry_ksp_type": "preonly",
-}
+# solver.petsc.coupled; numerics/petsc_defaults.py). ksp_rtol is set per Newton iteration (forcing term).
+COUPLED_KSP_DEFAULTS = COUPLED_PETSC
 
 
 class MonolithicCoupling:

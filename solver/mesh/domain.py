@@ -22,7 +22,6 @@ import numpy as np
 import ufl
 from mpi4py import MPI
 
-import dolfinx
 from dolfinx import fem, mesh as dmesh
 
 from .tags import COUNTER_ELECTRODE, FACET_TAGS, FLAW, GRAIN_BOUNDARY, OUTER, PLATING_ELECTRODE  # noqa: F401

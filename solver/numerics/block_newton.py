@@ -40,6 +40,13 @@ after the last rebuild (and more than ``reuse_min_its``). A Krylov solve that
 fails even with a fresh preconditioner is retried once with a parallel direct
 solve (MUMPS) of the assembled (AIJ) Jacobian.
 
+Direct solve: with ``pc_type: lu`` (or cholesky) in the overrides (e.g.
+``solver.petsc.coupled: {ksp_type: preonly, pc_type: lu}``) the block system
+is copied into one AIJ matrix after each Jacobian assembly and factorised
+(MUMPS unless pc_factor_mat_solver_type says otherwise); a lagged Jacobian
+reuses the factors. On small meshes (below a few 10^4 DOFs in 2D) this beats
+the Krylov solver with its block preconditioner.
+
 Block equilibration: in the linear solves the rows of block i are divided by
 its residual scale (the same scale that judges convergence), so that the
 Krylov tolerance, a relative reduction of the whole residual, means the same
@@ -49,6 +56,10 @@ um^2/s); use it with right preconditioning and the unpreconditioned norm.
 Jacobian lagging (``lag_jacobian`` = q > 0): after an iteration that reduced
 the merit by at least the factor q, the next one reuses J (a chord step: the
 residual is new, the operator is not); a slower iteration assembles J again.
+
+Stall: a Newton whose merit falls by less than 10% over five iterations
+(``STALL_WINDOW``, ``STALL_FACTOR``) raises SolveError at once, not after
+max_iterations; the time loop then cuts dt as for any failed solve.
 
 Line search: full step first, then halving (up to 1/32) until the merit
 sum_i (|F_i| / scale_i)^2 does not grow, and further (up to 1/2048) while the
@@ -68,7 +79,12 @@ from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from .linalg import SolveError, assembly, direct_ksp, set_options
+from .linalg import DIRECT_OPTIONS, SolveError, assembly, direct_ksp, set_options
+
+# a Newton whose merit falls by less than 10% over 5 iterations has stalled
+# (measured on the demo: 20 further iterations at a near-constant merit,
+# line-search factors 1/32-1/4, before max_iterations; docs/studies/coupling-cost.md)
+STALL_WINDOW, STALL_FACTOR = 5, 0.9
 
 _DEBUG = bool(__import__("os").environ.get("NACRACK_NEWTON_DEBUG"))
 
@@ -152,12 +168,19 @@ class BlockNewton:
             self.rvec = PETSc.Vec().createNest(self.rhs, comm=comm)
         for i, ns in self.near_nullspaces.items():
             self.A[i][i].setNearNullSpace(ns)
-        self.options = set_options(prefix, options, overrides)
+        # a direct solve of the whole block system when the overrides ask for a
+        # factorisation (pc_type lu/cholesky): the MatNest is copied into one
+        # AIJ matrix after each Jacobian assembly and factorised (MUMPS by default);
+        # the copy (and the KSP's operator) is made at the first assembly
+        self.direct = self.n > 1 and str((overrides or {}).get("pc_type", "")) in ("lu", "cholesky")
+        self.Aflat = None
+        self.options = set_options(prefix, DIRECT_OPTIONS if self.direct else options, overrides)
         self.ksp = PETSc.KSP().create(comm)
         self.ksp.setOptionsPrefix(prefix)
-        self.ksp.setOperators(self.Amat)
+        if not self.direct:
+            self.ksp.setOperators(self.Amat)
         pc = self.ksp.getPC()
-        if self.n > 1:
+        if self.n > 1 and not self.direct:
             pc.setType("fieldsplit")
             isets = self.Amat.getNestISs()[0]
             names = list(splits) if splits else [str(i) for i in range(self.n)]
@@ -210,6 +233,11 @@ class BlockNewton:
                     if self.A[i][j] is not None and self.weights[i] != 1.0:
                         self.A[i][j].scale(self.weights[i])
             self.Amat.assemble()
+            if self.direct:  # values copied, refactorised at the next solve (a lagged J keeps its factors)
+                first = self.Aflat is None
+                self._aij()
+                if first:
+                    self.ksp.setOperators(self.Aflat)
 
     def _scale_rhs(self, vecs) -> None:
         if self.n > 1:
@@ -237,6 +265,8 @@ class BlockNewton:
         """Krylov solve at relative tolerance rtol (None: the options' ksp_rtol),
         with preconditioner reuse, one rebuild on failure, then a direct solve.
         Returns Krylov iterations."""
+        if self.direct:
+            return self._factorised_solve(rhs, sol)
         if rtol is not None:
             self.ksp.setTolerances(rtol=rtol)
         fresh = not (self.reuse and self._its_after_setup is not None)
@@ -263,17 +293,40 @@ class BlockNewton:
             self._its_after_setup = None  # rebuild at the next solve
         return total
 
+    def _factorised_solve(self, rhs, sol) -> int:
+        """The whole block system solved by the factorisation of Aflat (kept
+        while the Jacobian is not reassembled). Returns 1 (one 'iteration')."""
+        _nest_to_flat(rhs, self.rflat)
+        self.ksp.solve(self.rflat, self.xflat)
+        reason = self.ksp.getConvergedReason()
+        if reason < 0 or not np.isfinite(self.xflat.norm()):
+            raise SolveError(f"{self.name} direct solve failed (KSP reason {reason})")
+        _flat_to_nest(self.xflat, sol)
+        self.stats.direct_solves += 1
+        return 1
+
+    def _aij(self) -> PETSc.Mat:
+        """The block Jacobian (MatNest) copied into one AIJ matrix: created at the
+        first call, its values refreshed at every later one (same pattern).
+        ``out=PETSc.Mat()`` matters: without ``out`` petsc4py converts the
+        MatNest itself in place, and later assemblies into the blocks would no
+        longer reach the matrix the solvers use."""
+        if self.Aflat is None:
+            self.Aflat = self.Amat.convert("aij", out=PETSc.Mat())
+            self.rflat, self.xflat = self.Aflat.createVecLeft(), self.Aflat.createVecRight()
+        else:
+            self.Amat.convert("aij", out=self.Aflat)
+        return self.Aflat
+
     def _direct_solve(self, rhs, sol, reason, its):
         if self._fb is None:
             self._fb = direct_ksp(self.prefix + "fallback_", self.comm)
-        A = self.Amat.convert("aij") if self.n > 1 else self.Amat
+        A = self._aij() if self.n > 1 else self.Amat
         self._fb.setOperators(A)
         if self.n > 1:
-            r = A.createVecLeft()
-            x = A.createVecRight()
-            _nest_to_flat(rhs, r)
-            self._fb.solve(r, x)
-            _flat_to_nest(x, sol)
+            _nest_to_flat(rhs, self.rflat)
+            self._fb.solve(self.rflat, self.xflat)
+            _flat_to_nest(self.xflat, sol)
         else:
             self._fb.solve(rhs, sol)
         self.fallback_solves += 1
@@ -430,8 +483,20 @@ class BlockNewton:
             ok = [ri <= rt * si or sm for ri, rt, si, sm in zip(r, rtols, sc, small)]
             if all(ok) and dV_small or converged(r):
                 return self._done(st)
+            if self._stalled(st.residuals):
+                raise SolveError(f"{self.name} Newton stalled: the merit fell by less than "
+                                 f"{1 - STALL_FACTOR:.0%} over {STALL_WINDOW} iterations (iteration {it}, scaled "
+                                 "residuals " + ", ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)) + ")")
         raise SolveError(f"{self.name} Newton did not converge in {self.max_it} iterations (scaled residuals "
                          + ", ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)) + ")")
+
+    @staticmethod
+    def _stalled(merits: list[float]) -> bool:
+        """True when the last STALL_WINDOW iterations together reduced the
+        merit by less than the factor STALL_FACTOR: a Newton that creeps with
+        damped steps (a kink in the residual) would not converge within
+        max_iterations, so the step is given up early and dt is cut."""
+        return len(merits) > STALL_WINDOW and merits[-1] > STALL_FACTOR * merits[-1 - STALL_WINDOW]
 
     def _done(self, st: NewtonStats) -> NewtonStats:
         t = self.total

@@ -20,22 +20,15 @@ from dolfinx.fem import petsc as fem_petsc
 from petsc4py import PETSc
 
 from .petsc_db import write_options
+from .petsc_defaults import DIRECT_OPTIONS, SPD_DEFAULTS
 
 # Direct solves before a failed Krylov solver (direct_fallback 'sticky') is
 # tried again; doubled after each retry that fails.
 RETRY_KRYLOV_AFTER = 20
 
 # Defaults per sub-solver (symmetric positive definite problems: CG + GAMG).
-SPD_DEFAULTS = {
-    "ksp_type": "cg",
-    "pc_type": "gamg",
-    "ksp_rtol": 1.0e-10,
-    "ksp_atol": 1.0e-30,
-    "ksp_max_it": 1000,
-}
 
 
-DIRECT_OPTIONS = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
 
 
 def direct_ksp(prefix: str, comm) -> PETSc.KSP:

@@ -122,6 +122,7 @@ from ..config import schedule_value
 from ..mesh.domain import COUNTER_ELECTRODE, PLATING_ELECTRODE, Domain
 from ..numerics.block_newton import BlockNewton, Border
 from ..numerics.linalg import SolveError
+from ..numerics.petsc_defaults import ELECTROCHEMISTRY_PETSC
 from .initial_na import initial_xi
 from .parameters import bv_bracket
 from .phases import h_interp, h_prime
@@ -143,26 +144,8 @@ def pressure_space(msh):
 _OPTIONS_SET: set[str] = set()
 _DEBUG = bool(__import__("os").environ.get("NACRACK_EC_DEBUG"))
 
-# Default linear solver of the coupled Jacobian (see benchmarks/electrochemistry_scaling.py).
-KSP_DEFAULTS = {
-    "ksp_type": "gmres",
-    "ksp_gmres_restart": 100,
-    "ksp_rtol": 1.0e-9,
-    "ksp_atol": 1.0e-30,
-    "ksp_max_it": 500,
-    "pc_type": "fieldsplit",
-    "pc_fieldsplit_type": "multiplicative",
-    "pc_fieldsplit_block_size": 3,
-    "pc_fieldsplit_0_fields": 0,
-    "pc_fieldsplit_1_fields": 1,
-    "pc_fieldsplit_2_fields": 2,
-    "fieldsplit_0_ksp_type": "preonly",
-    "fieldsplit_0_pc_type": "hypre",
-    "fieldsplit_1_ksp_type": "preonly",
-    "fieldsplit_1_pc_type": "hypre",
-    "fieldsplit_2_ksp_type": "preonly",
-    "fieldsplit_2_pc_type": "hypre",
-}
+# Default linear solver of the (xi, c~, phi) Jacobian (benchmarks/electrochemistry_scaling.py)
+KSP_DEFAULTS = ELECTROCHEMISTRY_PETSC
 
 
 # --------------------------------------------------------------------------

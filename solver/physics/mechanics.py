@@ -51,7 +51,8 @@ from petsc4py import PETSc
 from .. import scales
 from ..config import schedule_value
 from ..mesh.domain import FACET_TAGS, Domain, num_local_cells
-from ..numerics.linalg import SPD_DEFAULTS, LinearSolver, SolveError
+from ..numerics.linalg import LinearSolver, SolveError
+from ..numerics.petsc_defaults import MECHANICS_PETSC
 from .elasticity import (
     EnergySplit,
     Stiffness,
@@ -66,11 +67,7 @@ from .elasticity import (
 )
 from .phases import make_damage_function
 
-# CG + GAMG (rigid-body near-nullspace) with SOR smoothing: on a soft, nearly
-# incompressible Na inclusion (K/G = 63) it needs ~40% fewer iterations than
-# the default Chebyshev/Jacobi smoother, and the same on homogeneous problems
-# (benchmarks/mechanics_scaling.py)
-MECHANICS_PETSC = {**SPD_DEFAULTS, "ksp_max_it": 300, "mg_levels_ksp_type": "richardson", "mg_levels_pc_type": "sor"}
+# CG + GAMG (rigid-body near-nullspace) with SOR smoothing: numerics/petsc_defaults.py
 
 QUADRATURE_DEGREE = 2
 # energy [MPa um^tdim] -> SI (J/m in 2D, J in 3D)
