@@ -131,10 +131,12 @@ def check(m) -> tuple[list[str], dict]:
             derived["grains"] = n
         if m.dim == 3 and n is not None and n < 2 and m.seeds_file is None:
             problems.append(f"mesh.grains = {n}: a 3D Voronoi needs at least 2 grains (use kind single_crystal)")
-    if m.kind == "bicrystal" and m.orientation.mode == "given" and len(m.orientation.angles or []) != 2:
-        problems.append(f"mesh.orientation.angles = {m.orientation.angles}: a bicrystal needs 2 angles")
-    if m.kind == "single_crystal" and m.orientation.mode == "given" and len(m.orientation.angles or []) != 1:
-        problems.append(f"mesh.orientation.angles = {m.orientation.angles}: a single crystal needs 1 angle")
+    # 2D: one angle per grain (orientation.angles); 3D: one c-axis per grain (orientation.axes)
+    key, given, what = (("axes", m.orientation.axes, "c-axis") if m.dim == 3 else
+                        ("angles", m.orientation.angles, "angle"))
+    for kind, need, name in (("bicrystal", 2, "a bicrystal"), ("single_crystal", 1, "a single crystal")):
+        if m.kind == kind and m.orientation.mode == "given" and len(given or []) != need:
+            problems.append(f"mesh.orientation.{key} = {given}: {name} needs {need} {what}{'s' if need > 1 else ''}")
     if m.flaws:
         if m.dim == 3:
             from . import flaws3d

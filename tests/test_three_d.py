@@ -939,3 +939,115 @@ def test_conduction_through_grains_in_series_3d(comm, record_validation):
                       abs(current / I_th - 1) < 1e-7)
     assert current == pytest.approx(I_th, rel=1e-7, abs=0)
     assert cp.scalars(0.0)["current_density_A_m2"] == pytest.approx(I_th / A, rel=1e-7)
+
+
+# --------------------------------------------------------------------------
+# 3D single crystal / bicrystal with given c-axes (orientation.axes)
+# --------------------------------------------------------------------------
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind, axes", [("single_crystal", [[1.0, 1.0, 0.0]]),
+                                        ("bicrystal", [[0.0, 0.0, 2.0], [1.0, 2.0, 2.0]])])
+def test_3d_crystal_with_given_axes_gets_them(comm, kind, axes):
+    """mesh.orientation {mode: given, axes} on a 3D single crystal or
+    bicrystal: solver check accepts it and every cell of grain g carries
+    the unit vector of axes[g - 1] (the mesh checks used to ask for 2D
+    plane angles here)."""
+    from meshes.generate import check
+    from solver.mesh.polycrystal import load_domain
+
+    cfg = _cfg({"mesh": {"kind": kind, "width": "4 um", "height": "4 um", "depth": "2 um", "h": "1 um",
+                         "orientation": {"mode": "given", "axes": axes}}})
+    assert check(cfg.mesh)[0] == []
+    dom = load_domain(cfg, comm)
+    assert dom.n_grains == len(axes)
+    ncell = dom.mesh.topology.index_map(3).size_local
+    grain = np.rint(dom.grain_id.x.array[dom.grain_id.function_space.dofmap.list[:ncell, 0]]).astype(int)
+    c = dom.c_axis.x.array.reshape(-1, 3)[dom.c_axis.function_space.dofmap.list[:ncell, 0]]
+    want = np.array([unit(a) for a in axes])[grain - 1]
+    np.testing.assert_allclose(c, want, atol=1e-12)
+    assert everywhere(comm, set(np.unique(grain)) <= set(range(1, len(axes) + 1)))
+
+
+@pytest.mark.parametrize("kind, axes", [("single_crystal", [[1, 0, 0], [0, 1, 0]]), ("bicrystal", [[1, 0, 0]])])
+def test_3d_crystal_with_the_wrong_number_of_axes_is_refused(kind, axes):
+    from meshes.generate import make_record
+    from solver.config import ConfigError
+
+    cfg = _cfg({"mesh": {"kind": kind, "width": "4 um", "height": "4 um", "depth": "2 um", "h": "1 um",
+                         "orientation": {"mode": "given", "axes": axes}}})
+    with pytest.raises(ConfigError) as info:
+        make_record(cfg.mesh)
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith("mesh.orientation.axes"), \
+        info.value.problems
+
+
+# --------------------------------------------------------------------------
+# the shipped 3D scenario (configs/micro_polycrystal_3d.yaml): sound without
+# running it to the end
+# --------------------------------------------------------------------------
+@pytest.mark.mpi
+def test_shipped_3d_scenario_checks_meshes_and_steps(comm, shared_tmp, record_validation):
+    """configs/micro_polycrystal_3d.yaml passes solver check, meshes with
+    its >= 30 grains and the Na-filled pit tagged 5 (outline area of a rod
+    of radius r to depth L - r plus a hemisphere, 10%: 0.6 um facets on a
+    0.6 um radius), starts with the metal of the layer plus the pit
+    (exact volumes, 3%), and two coupled steps plate Na at the Faraday
+    rate (1e-6) at a positive current."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dolfinx import fem
+
+    from solver.config import load_config
+    from solver.mesh.polycrystal import load_domain
+    from solver.run import run
+
+    root = Path(__file__).resolve().parents[1]
+    path = root / "configs" / "micro_polycrystal_3d.yaml"
+    checked = None
+    if comm.rank == 0:
+        # a child of an mpirun rank must not join the MPI job (as in conftest.py)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_", "MPI_LOCALRANK"))}
+        res = subprocess.run([sys.executable, "-m", "solver", "check", str(path)], capture_output=True, text=True,
+                             cwd=root, env=env)
+        checked = (res.returncode, res.stdout + res.stderr)
+    rc, text = comm.bcast(checked, root=0)  # every rank fails together, none waits in a collective
+    assert rc == 0, text
+    cfg = load_config(path)
+    m = cfg.mesh
+    assert m.dim == 3 and m.grains >= 30
+    (pit,) = [f for f in m.flaws if f.type == "notch" and f.filled_with_na]
+    dom = load_domain(cfg, comm)
+    assert dom.n_grains == m.grains
+    dx, ds, dS = dom.measures()
+    one = fem.Constant(dom.mesh, 1.0)
+
+    def total(form):
+        return comm.allreduce(fem.assemble_scalar(fem.form(form)), op=MPI.SUM)
+
+    r, L = pit.width / 2 * 1e6, pit.length * 1e6  # um
+    outline = total(one("+") * dS(5)) + total(one * ds(5))
+    record_validation("micro_polycrystal_3d: Na-filled pit outline (tag 5) [um^2]",
+                      2 * np.pi * r * (L - r) + 2 * np.pi * r**2, outline, "10% rel")
+    assert outline == pytest.approx(2 * np.pi * r * (L - r) + 2 * np.pi * r**2, rel=0.10)
+    W, H, D = m.width * 1e6, m.height * 1e6, m.depth * 1e6
+    assert total(one * dx) == pytest.approx(W * H * D, rel=1e-6)  # the pit is filled, not cut out
+
+    out = shared_tmp / "steps"
+    assert run(load_config(path, overrides=["time.max_steps=2"]), out, comm=comm) == 0
+    comm.barrier()
+    rows = _rows(out)
+    assert [int(row["step"]) for row in rows] == [1, 2]
+    layer = [s for s in cfg.electrochemistry.initial_na if s.type == "layer"][0].thickness * 1e6
+    # the pit below the layer top is already counted in the layer
+    pit_vol = np.pi * r**2 * (L - r - layer) + 2 / 3 * np.pi * r**3
+    metal0 = float(rows[0]["metal_area_m2"]) - float(rows[0]["deposited_volume_m3_m"])
+    record_validation("micro_polycrystal_3d: initial metal volume [um^3]", W * D * layer + pit_vol,
+                      metal0 * 1e18, "3% rel")
+    assert metal0 * 1e18 == pytest.approx(W * D * layer + pit_vol, rel=0.03)
+    omega = cfg.materials.sodium.molar_volume
+    for row in rows:
+        i, q, dv = (float(row[k]) for k in ("current_density_A_m2", "charge_C_m", "deposited_volume_m3_m"))
+        assert i > 0 and q > 0 and dv == pytest.approx(q * omega / F, rel=1e-6, abs=0)
