@@ -117,19 +117,6 @@ def test_direct_fallback_solves_with_the_current_jacobian(comm):
     assert r[-1] < 1e-10 * r[0] and r[-1] / r[-2] < 1e-3, r
 
 
-def test_stalled_newton_is_given_up_early():
-    """A merit that falls by less than 10% over five iterations is a stall
-    (a damped Newton creeping on a kink): SolveError before max_iterations.
-    A merit falling by 10% per iteration is not."""
-    from solver.numerics.block_newton import STALL_FACTOR, STALL_WINDOW, BlockNewton
-
-    creeping = [1.0] + [0.99**k for k in range(1, STALL_WINDOW + 1)]
-    assert BlockNewton._stalled(creeping)
-    assert not BlockNewton._stalled(creeping[:-1])  # fewer than STALL_WINDOW iterations: no verdict
-    steady = [0.9**k for k in range(STALL_WINDOW + 3)]
-    assert 0.9**STALL_WINDOW < STALL_FACTOR and not BlockNewton._stalled(steady)
-
-
 @pytest.mark.mpi
 def test_bordered_voltage_meets_its_constraint_with_one_linear_solve_per_iteration(comm):
     """-lap u = 0 on the unit square, u = 0 at y = 0, u = V at y = 1, no flux on

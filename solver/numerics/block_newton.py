@@ -57,10 +57,6 @@ Jacobian lagging (``lag_jacobian`` = q > 0): after an iteration that reduced
 the merit by at least the factor q, the next one reuses J (a chord step: the
 residual is new, the operator is not); a slower iteration assembles J again.
 
-Stall: a Newton whose merit falls by less than 10% over five iterations
-(``STALL_WINDOW``, ``STALL_FACTOR``) raises SolveError at once, not after
-max_iterations; the time loop then cuts dt as for any failed solve.
-
 Line search: full step first, then halving (up to 1/32) until the merit
 sum_i (|F_i| / scale_i)^2 does not grow, and further (up to 1/2048) while the
 residual is not finite.
@@ -80,11 +76,6 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from .linalg import DIRECT_OPTIONS, SolveError, assembly, direct_ksp, set_options
-
-# a Newton whose merit falls by less than 10% over 5 iterations has stalled
-# (measured on the demo: 20 further iterations at a near-constant merit,
-# line-search factors 1/32-1/4, before max_iterations; docs/studies/coupling-cost.md)
-STALL_WINDOW, STALL_FACTOR = 5, 0.9
 
 _DEBUG = bool(__import__("os").environ.get("NACRACK_NEWTON_DEBUG"))
 
@@ -483,20 +474,8 @@ class BlockNewton:
             ok = [ri <= rt * si or sm for ri, rt, si, sm in zip(r, rtols, sc, small)]
             if all(ok) and dV_small or converged(r):
                 return self._done(st)
-            if self._stalled(st.residuals):
-                raise SolveError(f"{self.name} Newton stalled: the merit fell by less than "
-                                 f"{1 - STALL_FACTOR:.0%} over {STALL_WINDOW} iterations (iteration {it}, scaled "
-                                 "residuals " + ", ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)) + ")")
         raise SolveError(f"{self.name} Newton did not converge in {self.max_it} iterations (scaled residuals "
                          + ", ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)) + ")")
-
-    @staticmethod
-    def _stalled(merits: list[float]) -> bool:
-        """True when the last STALL_WINDOW iterations together reduced the
-        merit by less than the factor STALL_FACTOR: a Newton that creeps with
-        damped steps (a kink in the residual) would not converge within
-        max_iterations, so the step is given up early and dt is cut."""
-        return len(merits) > STALL_WINDOW and merits[-1] > STALL_FACTOR * merits[-1 - STALL_WINDOW]
 
     def _done(self, st: NewtonStats) -> NewtonStats:
         t = self.total
