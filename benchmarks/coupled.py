@@ -41,6 +41,13 @@ from solver.run import PHASES, run
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def read_run(out: Path) -> tuple[dict, list[dict]]:
+    """A finished run's summary.json and scalars.csv rows (rank 0's view)."""
+    summary = json.loads((out / "summary.json").read_text())
+    with open(out / "scalars.csv") as fh:
+        return summary, list(csv.DictReader(fh))
+
+
 def _perf(event: str) -> dict:
     """{stage: (count, time)} of a PETSc event, cumulative since PETSc.Log.begin()."""
     ev = PETSc.Log.Event(event)
@@ -86,9 +93,7 @@ def one_run(config: str, coupling: str, scale: float, steps: int, comm) -> dict:
     asm = {k: (c, comm.allreduce(t, op=MPI.MAX)) for k, (c, t) in asm.items()}
     if comm.rank != 0:
         return {}
-    summary = json.loads((out / "summary.json").read_text())
-    with open(out / "scalars.csv") as fh:
-        sc = list(csv.DictReader(fh))
+    summary, sc = read_run(out)
     n = max(1, len(sc))
     step_wall = sum(float(r.get("step_wall_s") or 0) for r in sc)
 

@@ -40,7 +40,6 @@ dependent: quote them with the load (uptime).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -119,6 +118,7 @@ def steps_of(config: Path, steps: int, extra=(), scale: float = 1.0, tag: str = 
 
     from solver.config import load_config
     from solver.run import run
+    from coupled import read_run  # benchmarks/coupled.py (this directory is on sys.path for a script)
 
     comm = MPI.COMM_WORLD
     base = load_config(config)
@@ -141,9 +141,7 @@ def steps_of(config: Path, steps: int, extra=(), scale: float = 1.0, tag: str = 
     its = {k: comm.allreduce(v, op=MPI.MAX) for k, v in COUNTER.its.items()}
     if comm.rank != 0:
         return {}
-    summary = json.loads((out / "summary.json").read_text())
-    with open(out / "scalars.csv") as fh:
-        sc = list(csv.DictReader(fh))
+    summary, sc = read_run(out)
     m = max(1, len(sc))
     wall = sum(float(r.get("step_wall_s") or 0) for r in sc)
     setup = float(summary["wall_time_s"]) - wall
