@@ -287,14 +287,18 @@ class BlockNewton:
     def _factorised_solve(self, rhs, sol) -> int:
         """The whole block system solved by the factorisation of Aflat (kept
         while the Jacobian is not reassembled). Returns 1 (one 'iteration')."""
-        _nest_to_flat(rhs, self.rflat)
-        self.ksp.solve(self.rflat, self.xflat)
+        self._flat_solve(self.ksp, rhs, sol)
         reason = self.ksp.getConvergedReason()
-        if reason < 0 or not np.isfinite(self.xflat.norm()):
+        if reason < 0 or not np.isfinite(sol.norm()):
             raise SolveError(f"{self.name} direct solve failed (KSP reason {reason})")
-        _flat_to_nest(self.xflat, sol)
         self.stats.direct_solves += 1
         return 1
+
+    def _flat_solve(self, ksp, rhs, sol) -> None:
+        """ksp (operator Aflat) applied to the nest vector rhs, result into the nest sol."""
+        _nest_to_flat(rhs, self.rflat)
+        ksp.solve(self.rflat, self.xflat)
+        _flat_to_nest(self.xflat, sol)
 
     def _aij(self) -> PETSc.Mat:
         """The block Jacobian (MatNest) copied into one AIJ matrix: created at the
@@ -315,9 +319,7 @@ class BlockNewton:
         A = self._aij() if self.n > 1 else self.Amat
         self._fb.setOperators(A)
         if self.n > 1:
-            _nest_to_flat(rhs, self.rflat)
-            self._fb.solve(self.rflat, self.xflat)
-            _flat_to_nest(self.xflat, sol)
+            self._flat_solve(self._fb, rhs, sol)
         else:
             self._fb.solve(rhs, sol)
         self.fallback_solves += 1
