@@ -619,6 +619,14 @@ class Stagger(Section):
         "unstable crack jump at fixed deposit within one step instead of letting it creep over many steps; "
         "1 = the plain M -> E -> F scheme of docs/model.md",
     )
+    fracture_coupling: Literal["iterated", "lagged"] = Field(
+        "iterated",
+        description="monolithic coupling: 'iterated' solves the coupled Newton again after a fracture stage that "
+        "changed d by more than tol_d (passes until d stays put); 'lagged' makes one pass per step (coupled Newton "
+        "with the damage of the last step, then the fracture stage), so the step's damage reaches the "
+        "electrochemistry and the deposit pressure one step later (first-order in dt, as Miehe's one-pass "
+        "history scheme); the fracture stage still resolves a crack jump at the frozen deposit",
+    )
     relaxation: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0,
         description="omega: the coupling pressure handed to (E) in stagger iteration k > 1 is p_(k-1) + omega "

@@ -174,7 +174,7 @@ class MonolithicCoupling:
             d_prev = cs.d.x.array.copy()
             krylov += cs._fracture_stage(t)
             dd = global_max_abs(cs.d.x.array - d_prev, self.comm)
-            if dd <= st.tol_d:
+            if dd <= st.tol_d or st.fracture_coupling == "lagged":
                 converged = True
                 break
         problems = cs.step_problems(xi0, d0, converged, f"coupled iteration not converged in "
