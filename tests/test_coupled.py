@@ -600,8 +600,11 @@ def test_na_pocket_stalls_with_its_metal_at_f_eta_over_v_m(comm, shared_tmp, rec
     beta''-alumina held at 0.1 V stops growing, its current below 1% of the
     start, with the metal at p = F eta / V_m = 407 MPa within 5% (the Lame
     pocket test puts the interface traction 4% below the metal's pressure
-    at delta / r = 0.2). Measured: 400.9 MPa, current 0.5%, area +60%.
-    Slow (14 min on 1 rank, loaded machine): make validate. In make test
+    at delta / r = 0.2). Measured: 391.4 MPa (-3.9%), current 0.76%, area
+    +56%, 21 steps, every one by the coupled Newton in 3-9 iterations (no
+    staggered fallback), 64 s on 1 rank and 61 s on 2 (with P2 mechanics
+    integrated at degree 2, the Newton failed in 23 of 31 steps and the run
+    took 857 s to 55%). Slow: make validate. In make test
     the stall pressure (E4) is test_electrochemistry's
     test_E4_stress_limited_plateau (emulated host, 2%)."""
     from solver.run import run
