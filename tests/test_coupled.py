@@ -111,6 +111,21 @@ def test_pressure_relaxation_on_a_linear_feedback(comm, method, omega, gain, upd
         assert all(e > 1e-3 * e0 for e in errors[:updates])
 
 
+def test_aitken_factor_carried_to_the_next_step_scales_the_gain_with_dt():
+    """The next step's start omega from the factor the last step ended with:
+    omega = 1 / (1 - g) with g proportional to dt, so the factor that was
+    exact for g = -4 at dt is exact for g = -8 at 2 dt; bounded by the
+    configured relaxation (and OMEGA_MIN), and a factor of 1 (no feedback
+    measured) stays 1."""
+    from solver.coupling.staggered import PressureRelaxation as PR
+
+    assert PR.carried_omega(1.0 / 5.0, 1.0, 2.0, 1.0) == pytest.approx(1.0 / 9.0, rel=1e-12)
+    assert PR.carried_omega(1.0 / 5.0, 2.0, 1.0, 1.0) == pytest.approx(1.0 / 3.0, rel=1e-12)
+    assert PR.carried_omega(1.0 / 5.0, 2.0, 1.0, 0.25) == 0.25
+    assert PR.carried_omega(PR.OMEGA_MIN, 1.0, 10.0, 1.0) == PR.OMEGA_MIN
+    assert PR.carried_omega(1.0, 1.0, 3.0, 1.0) == 1.0
+
+
 @pytest.mark.mpi
 @pytest.mark.slow
 def test_aitken_relaxation_converges_the_stress_kinetics_feedback(comm, shared_tmp, record_validation):

@@ -398,10 +398,15 @@ class CoupledSolver:
                      for key in getattr(prob, "optional_checkpoint_keys", ()))
 
     def checkpoint_state(self) -> dict:
-        return {"charge_C_m": self.charge,
-                "problems": {name: p.checkpoint_state() for name, p in self._named_problems()}}
+        state = {"charge_C_m": self.charge,
+                 "problems": {name: p.checkpoint_state() for name, p in self._named_problems()}}
+        if self._aitken_last is not None:  # a restart starts its next step from the same relaxation factor
+            state["aitken_omega_dt"] = [float(v) for v in self._aitken_last]
+        return state
 
     def load_checkpoint_state(self, state: dict) -> None:
         for name, p in self._named_problems():
             p.load_checkpoint_state(state.get("problems", {}).get(name, {}))
         self.charge = state.get("charge_C_m", 0.0)
+        last = state.get("aitken_omega_dt")  # absent in older checkpoints: the next step starts from relaxation
+        self._aitken_last = tuple(last) if last else None
