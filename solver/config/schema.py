@@ -637,7 +637,8 @@ class Stagger(Section):
     relaxation_method: Literal["fixed", "aitken"] = Field(
         "fixed",
         description="'fixed' omega, or 'aitken': omega_k = -omega_(k-1) r_(k-1).(r_k - r_(k-1)) / "
-        "|r_k - r_(k-1)|^2 with r_k = p~_k - p_(k-1), starting from relaxation, clipped to [0.01, 1]",
+        "|r_k - r_(k-1)|^2 with r_k = p~_k - p_(k-1), clipped to [0.01, 1]; the first step starts from relaxation, "
+        "each later one from the factor the last step ended with, carried to the new dt (g ~ dt), at most relaxation",
     )
 
 

@@ -55,9 +55,26 @@ class PressureRelaxation:
     |r_k - r_(k-1)|^2, clipped to [0.01, 1]. On a linear feedback p~ = p* +
     g (p - p*) the plain iteration diverges for g < -1, omega = 1 / (1 - g)
     lands on p* at once, and Aitken lands on p* at its second update for any
-    g <= 0 (the stress slows plating: g < 0)."""
+    g <= 0 (the stress slows plating: g < 0).
+
+    Aitken's first relaxed update (k = 2) of a step has no secant yet: it uses
+    the start omega. ``CoupledSolver`` starts each step from the factor the
+    last step ended with, carried to the new dt by ``carried_omega`` (g
+    scales with dt), not from ``relaxation`` again: restarting at omega = 0.5
+    where g ~ -10 multiplies the error by 1 - 0.5 (1 - g) ~ -4.5 at k = 2,
+    and on c4_damaged_domain that overshoot cracked cells that the converged
+    step does not crack (the map then changes under the secant) and left
+    steps unconverged after 20 iterations."""
 
     OMEGA_MIN = 0.01
+
+    @classmethod
+    def carried_omega(cls, omega_last: float, dt_last: float, dt: float, omega_max: float) -> float:
+        """Start omega of a step at dt from the Aitken factor omega_last that
+        ended the step at dt_last: omega_last ~ 1 / (1 - g_last), g ~ dt, so
+        omega = 1 / (1 - g_last dt / dt_last), within [OMEGA_MIN, omega_max]."""
+        g = (1.0 - 1.0 / omega_last) * dt / dt_last
+        return min(omega_max, max(cls.OMEGA_MIN, 1.0 / (1.0 - min(g, 0.0))))
 
     def __init__(self, p: fem.Function, omega: float, method: str, comm: MPI.Comm):
         self.p, self.omega, self.method, self.comm = p, float(omega), method, comm
@@ -150,6 +167,7 @@ class CoupledSolver:
         self.fracture_subiterations = 0
         self.monolithic = None
         self.staggered_fallbacks = 0
+        self._aitken_last = None  # (omega, dt) at the end of the last staggered step (PressureRelaxation)
         if cfg.solver.coupling == "monolithic" and self.ec is not None and self.mech is not None:
             from .monolithic import MonolithicCoupling
 
@@ -223,7 +241,10 @@ class CoupledSolver:
         n_fields = len(self.problems())
         newton = krylov = 0
         self.fracture_subiterations = 0
-        relax = PressureRelaxation(self.p_q, st.relaxation, st.relaxation_method, self.comm)
+        omega0 = st.relaxation
+        if st.relaxation_method == "aitken" and self._aitken_last is not None:
+            omega0 = PressureRelaxation.carried_omega(*self._aitken_last, dt, st.relaxation)
+        relax = PressureRelaxation(self.p_q, omega0, st.relaxation_method, self.comm)
         xi0, d0 = self.xi.x.array.copy(), self.d.x.array.copy()
         converged, k = False, 0
         dxi = dd = res_u = 0.0  # a single field converges at once: no change measured
@@ -256,6 +277,8 @@ class CoupledSolver:
             if dxi <= st.tol_xi and dd <= st.tol_d and res_u <= st.tol_u:
                 converged = True
                 break
+        if st.relaxation_method == "aitken" and k > 1:
+            self._aitken_last = (relax.omega, dt)  # the next step starts from it
         problems = self.step_problems(xi0, d0, converged,
                                       f"staggered iteration not converged in {st.max_iterations} iterations "
                                       f"(dxi {dxi:.2e}, dd {dd:.2e}, mechanics residual {res_u:.2e})")
@@ -375,10 +398,15 @@ class CoupledSolver:
                      for key in getattr(prob, "optional_checkpoint_keys", ()))
 
     def checkpoint_state(self) -> dict:
-        return {"charge_C_m": self.charge,
-                "problems": {name: p.checkpoint_state() for name, p in self._named_problems()}}
+        state = {"charge_C_m": self.charge,
+                 "problems": {name: p.checkpoint_state() for name, p in self._named_problems()}}
+        if self._aitken_last is not None:  # a restart starts its next step from the same relaxation factor
+            state["aitken_omega_dt"] = [float(v) for v in self._aitken_last]
+        return state
 
     def load_checkpoint_state(self, state: dict) -> None:
         for name, p in self._named_problems():
             p.load_checkpoint_state(state.get("problems", {}).get(name, {}))
         self.charge = state.get("charge_C_m", 0.0)
+        last = state.get("aitken_omega_dt")  # absent in older checkpoints: the next step starts from relaxation
+        self._aitken_last = tuple(last) if last else None

@@ -69,7 +69,20 @@ from .phases import make_damage_function
 
 # CG + GAMG (rigid-body near-nullspace) with SOR smoothing: numerics/petsc_defaults.py
 
+# Quadrature degree of the mechanics forms: 2 with P1 displacements (3 points;
+# the strain is cellwise constant), the electrochemistry residual's degree
+# (4, 6 points) with P2: there the stress varies within the cell, and the
+# stress-coupled kinetics read it at their own quadrature points, which a
+# 3-point rule leaves outside the equilibrium it enforces (see
+# MechanicsProblem.__init__).
 QUADRATURE_DEGREE = 2
+
+
+def quadrature_degree(displacement_degree: int) -> int:
+    """The mechanics quadrature degree for P1 (2) or P2 (that of the electrochemistry residual)."""
+    from .electrochemistry import QUADRATURE_DEGREE as EC_DEGREE
+
+    return QUADRATURE_DEGREE if displacement_degree == 1 else max(QUADRATURE_DEGREE, EC_DEGREE)
 # energy [MPa um^tdim] -> SI (J/m in 2D, J in 3D)
 ENERGY_SI = {2: scales.STRESS * scales.LENGTH**2, 3: scales.STRESS * scales.LENGTH**3}
 # force [MPa um^(tdim-1)] -> SI (N/m in 2D, N in 3D)
@@ -215,9 +228,16 @@ class MechanicsProblem:
         # h(xi), the conditionals of the split and the sqrt of the spectral
         # split inflate UFL's degree estimate (up to ~10, dozens of points per
         # cell); with P1 u the strain is cellwise constant, so a fixed
-        # 3-point rule (degree 2) integrates the h(xi) variation well enough;
-        # with P2 u it is exact for grad u . grad v at constant stiffness
-        dx = dx(metadata={"quadrature_degree": QUADRATURE_DEGREE})
+        # 3-point rule (degree 2) integrates the h(xi) variation well enough.
+        # With P2 u the rule is that of the electrochemistry residual (degree 4,
+        # 6 points), where the stress-coupled kinetics read the stress: with the
+        # 3-point rule the eigenstrain h(xi) and the stiffness entered the
+        # equilibrium at 3 other points per cell than those where the kinetics
+        # read the stress, and the coupled Newton on a Na pocket
+        # (tests/test_coupled.py POCKET) stalled at a scaled residual ~1e-2
+        # with line-search factors 1/32 although its Jacobian is exact
+        # (tests/test_monolithic.py)
+        dx = dx(metadata={"quadrature_degree": quadrature_degree(cfg.mechanics.displacement_degree)})
         self.dx, self.ds = dx, ds
         self.load = cfg.loading.mechanical
         self.load_value = fem.Constant(msh, PETSc.ScalarType(0.0))  # um or MPa
