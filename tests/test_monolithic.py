@@ -249,6 +249,7 @@ def test_lagged_fracture_coupling_converges_at_first_order_in_dt(comm, shared_tm
         assert lo <= ratio <= hi, (k, ratio, diff)
 
 
+@pytest.mark.mpi
 def test_coupled_newton_converges_on_a_na_pocket_with_p2_mechanics_and_the_interface_traction(comm, shared_tmp):
     """The Na pocket of test_coupled.POCKET (coupling_pressure 'normal',
     P2 displacements) on a coarse mesh, potentiostatic 0.1 V, seven steps
