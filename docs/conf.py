@@ -4,11 +4,13 @@ Built by `make docs` inside the FEniCSx environment (docker/envrun):
 
     sphinx-build -W --keep-going -b html docs build/docs
 
-Two pages are generated at build time, so they never go stale:
+Pages generated at build time, so they never go stale:
 - docs/config.md, the config reference, from the schema (the module of the
   `solver` package that defines `render()` for it, today solver.docs);
 - docs/api/*.rst, one page per module of the `solver` package, found by
-  walking the package (so a module that moves is followed).
+  walking the package (so a module that moves is followed);
+- docs/validation-report.md, the last `make validate` run's report
+  (validation/report.md and its figures).
 """
 
 from __future__ import annotations
@@ -105,8 +107,30 @@ def _docstring_as_text(app, what, name, obj, options, lines):
     lines[:] = ["::", ""] + ["    " + line if line.strip() else "" for line in body] + [""]
 
 
+def _validation_page() -> None:
+    """docs/validation-report.md from validation/report.md, the record of the
+    last ``make validate`` (committed with its figures); the figures are
+    copied to docs/_validation_figures/. Without a report, a page that says so."""
+    import shutil
+
+    report = ROOT / "validation" / "report.md"
+    figures = DOCS / "_validation_figures"
+    if figures.exists():
+        shutil.rmtree(figures)
+    if not report.exists():
+        _write_if_changed(DOCS / "validation-report.md", "(validation-report)=\n# Validation report\n\n"
+                          "No `validation/report.md` in this checkout: run `make validate`.\n")
+        return
+    if (ROOT / "validation" / "figures").is_dir():
+        shutil.copytree(ROOT / "validation" / "figures", figures)
+    text = report.read_text().replace("](figures/", "](_validation_figures/")
+    text = text.replace("# Validation report", "(validation-report)=\n# Validation report", 1)
+    _write_if_changed(DOCS / "validation-report.md", text)
+
+
 _config_reference()
 _api_pages()
+_validation_page()
 
 
 def setup(app):
