@@ -229,13 +229,11 @@ class MechanicsProblem:
         # split inflate UFL's degree estimate (up to ~10, dozens of points per
         # cell); with P1 u the strain is cellwise constant, so a fixed
         # 3-point rule (degree 2) integrates the h(xi) variation well enough.
-        # With P2 u the rule is that of the electrochemistry residual (degree 4,
-        # 6 points), where the stress-coupled kinetics read the stress: with the
-        # 3-point rule the eigenstrain h(xi) and the stiffness entered the
-        # equilibrium at 3 other points per cell than those where the kinetics
-        # read the stress, and the coupled Newton on a Na pocket
-        # (tests/test_coupled.py POCKET) stalled at a scaled residual ~1e-2
-        # with line-search factors 1/32 although its Jacobian is exact
+        # With P2 u the rule is that of the electrochemistry residual
+        # (quadrature_degree above): with 3 points the equilibrium held at
+        # other points than those where the kinetics read the stress, and the
+        # coupled Newton on a Na pocket (tests/test_coupled.py POCKET) stalled
+        # at a scaled residual ~1e-2 although its Jacobian is exact
         # (tests/test_monolithic.py)
         dx = dx(metadata={"quadrature_degree": quadrature_degree(cfg.mechanics.displacement_degree)})
         self.dx, self.ds = dx, ds
