@@ -87,6 +87,8 @@ BAD = [
     ({"time": {"dt": "1 ms", "dt_min": "1 s"}}, "time", "dt_min"),
     ({"time": {"t_end": "soon"}}, "time.t_end", "expected a time"),
     ({"solver": {"petsc": {"mech": {"ksp_type": "cg"}}}}, "solver.petsc.mech", "'mechanics'"),
+    ({"solver": {"coupling": "staggered", "stagger": {"fracture_coupling": "lagged"}}}, "solver",
+     "option of the monolithic scheme"),
     ({"mesh": {"flaws": [{"type": "notch", "length": "2 um"}]}}, "mesh.flaws[0].width", "missing"),
     ({"electrochemistry": {"initial_na": [{"type": "circle", "radius": "1 um"}]}}, "electrochemistry.initial_na[0]", "needs center"),
     ({"electrochemistry": {"anisotropy_strength": 0.2}}, "electrochemistry", "expected anisotropy_strength < 0.1429"),

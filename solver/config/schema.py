@@ -625,7 +625,8 @@ class Stagger(Section):
         "changed d by more than tol_d (passes until d stays put); 'lagged' makes one pass per step (coupled Newton "
         "with the damage of the last step, then the fracture stage), so the step's damage reaches the "
         "electrochemistry and the deposit pressure one step later (first-order in dt, as Miehe's one-pass "
-        "history scheme); the fracture stage still resolves a crack jump at the frozen deposit",
+        "history scheme); the fracture stage still resolves a crack jump at the frozen deposit. Monolithic only "
+        "(refused with coupling 'staggered'; a step retried by the staggered fallback iterates)",
     )
     relaxation: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0,
@@ -683,6 +684,15 @@ class SolverConfig(Section):
         default_factory=dict,
         description="PETSc options per sub-solver, without prefix, e.g. {mechanics: {ksp_rtol: 1e-10}}",
     )
+
+    @model_validator(mode="after")
+    def _lagged_needs_monolithic(self):
+        if self.coupling == "staggered" and self.stagger.fracture_coupling == "lagged":
+            raise ValueError(
+                "stagger.fracture_coupling = 'lagged' with coupling = 'staggered': the lagged fracture coupling is "
+                "an option of the monolithic scheme (one coupled Newton, then the fracture stage); expected "
+                "fracture_coupling 'iterated' with the staggered scheme, or coupling 'monolithic'")
+        return self
 
 
 class Output(Section):
