@@ -22,10 +22,14 @@ import pytest
 from test_coupled import SMALL, _cfg, _rows
 
 
-def _mms_problem(n: int, comm, forcing="eisenstat_walker", overrides=None):
-    """-div((1 + u^2) grad u) + (u - v) = f_u, -lap v + (v - u) = f_v on the unit
+def _mms_problem(n: int, comm, forcing="eisenstat_walker", overrides=None, sources=(1.0,), lag_jacobian=0.0,
+                 carry_jacobian=False, fields=None):
+    """-div((1 + u^2) grad u) + (u - v) = s f_u, -lap v + (v - u) = s f_v on the unit
     square, u = u_e, v = v_e on the boundary; u_e = 1 + x^2 + 2 y^2,
-    v_e = sin(pi x) sin(pi y). Returns (errors in L2 of u and v, Newton stats)."""
+    v_e = sin(pi x) sin(pi y); s = 1 is the manufactured solution. One solve per
+    entry of ``sources`` (s), each from the last one's solution, as time steps
+    do. Returns (errors in L2 of u and v, Newton stats of the last solve);
+    ``fields``, a list, receives the stats and (u, v) arrays of every solve."""
     import ufl
     from dolfinx import fem, mesh
 
@@ -36,8 +40,9 @@ def _mms_problem(n: int, comm, forcing="eisenstat_walker", overrides=None):
     x = ufl.SpatialCoordinate(msh)
     ue = 1 + x[0] ** 2 + 2 * x[1] ** 2
     ve = ufl.sin(ufl.pi * x[0]) * ufl.sin(ufl.pi * x[1])
-    fu = -ufl.div((1 + ue**2) * ufl.grad(ue)) + (ue - ve)
-    fv = -ufl.div(ufl.grad(ve)) + (ve - ue)
+    s = fem.Constant(msh, 1.0)
+    fu = s * (-ufl.div((1 + ue**2) * ufl.grad(ue)) + (ue - ve))
+    fv = s * (-ufl.div(ufl.grad(ve)) + (ve - ue))
     u, v = fem.Function(V), fem.Function(V)
     pu, pv = ufl.TestFunction(V), ufl.TestFunction(V)
     Fu = ((1 + u**2) * ufl.inner(ufl.grad(u), ufl.grad(pu)) + (u - v) * pu - fu * pu) * ufl.dx
@@ -53,8 +58,13 @@ def _mms_problem(n: int, comm, forcing="eisenstat_walker", overrides=None):
             "pc_fieldsplit_type": "multiplicative", "fieldsplit_u_ksp_type": "preonly",
             "fieldsplit_u_pc_type": "hypre", "fieldsplit_v_ksp_type": "preonly", "fieldsplit_v_pc_type": "hypre"}
     newton = BlockNewton([Fu, Fv], [u, v], bcs, "mms_", comm, opts, overrides=overrides, splits=("u", "v"),
-                         rtol=1e-10, forcing=forcing, eta_max=1e-2)
-    stats = newton.solve(scales=[None, None], rtols=[1e-10, 1e-10], update_test=[True, True])
+                         rtol=1e-10, forcing=forcing, eta_max=1e-2, lag_jacobian=lag_jacobian,
+                         carry_jacobian=carry_jacobian)
+    for value in sources:
+        s.value = value
+        stats = newton.solve(scales=[None, None], rtols=[1e-10, 1e-10], update_test=[True, True])
+        if fields is not None:
+            fields.append((stats, u.x.array.copy(), v.x.array.copy()))
     err = []
     for f, e in ((u, ue), (v, ve)):
         e2 = fem.assemble_scalar(fem.form((f - e) ** 2 * ufl.dx))
@@ -115,6 +125,39 @@ def test_direct_fallback_solves_with_the_current_jacobian(comm):
     assert abs(eu_f - eu) <= 1e-8 * eu and abs(ev_f - ev) <= 1e-8 * ev, (eu, eu_f, ev, ev_f)
     r = sf.residuals
     assert r[-1] < 1e-10 * r[0] and r[-1] / r[-2] < 1e-3, r
+
+
+@pytest.mark.mpi
+def test_a_carried_jacobian_starts_the_next_solve_and_reaches_the_same_solution(comm):
+    """``carry_jacobian`` (with ``lag_jacobian`` 0.3 and a direct solve): three
+    solves in a row, the source scaled by 1, 1.02, 1.04 as the loads of
+    successive time steps. The second and third start from the factorisation
+    of the one before (a chord step, no assembly at their first iteration)
+    and still reach the solution of a Newton that assembles J at every
+    iteration, to the tolerance of the solve (rtol 1e-10): u and v agree to
+    1e-8. Against the lagged Newton without the carry (which assembles J at
+    every solve's first iteration) the later solves assemble fewer Jacobians,
+    and one of them none."""
+    lu = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+    loads = (1.0, 1.02, 1.04)
+    fresh, carried = [], []
+    _mms_problem(16, comm, overrides=lu, sources=loads, fields=fresh)
+    _mms_problem(16, comm, overrides=lu, sources=loads, lag_jacobian=0.3, carry_jacobian=True, fields=carried)
+    for (sf, uf, vf), (sc, uc, vc) in zip(fresh, carried):
+        assert sf.jacobians == sf.iterations, sf
+        for a, b in ((uf, uc), (vf, vc)):
+            diff = np.sqrt(comm.allreduce(float(np.sum((a - b) ** 2))))
+            norm = np.sqrt(comm.allreduce(float(np.sum(a**2))))
+            assert diff <= 1e-8 * norm, (diff, norm)
+    lagged = []
+    _mms_problem(16, comm, overrides=lu, sources=loads, lag_jacobian=0.3, fields=lagged)
+    counts = [(st_l.jacobians, st_c.jacobians) for (st_l, _, _), (st_c, _, _) in zip(lagged, carried)]
+    if comm.rank == 0:
+        print("Jacobians per solve (lagged, carried):", counts)
+    assert counts[0][0] == counts[0][1], counts  # nothing to carry into the first solve
+    # measured (5, 5), (1, 1), (1, 0): the second solve starts from the first's last J, assembled
+    # far from its solution, and assembles again; the third runs on the second's factorisation
+    assert sum(c for _, c in counts[1:]) < sum(lag for lag, _ in counts[1:]) and min(c for _, c in counts[1:]) == 0, counts
 
 
 @pytest.mark.mpi

@@ -69,13 +69,13 @@ def test_flaw_ramp_onset_follows_griffith_and_lefm(comm, shared_tmp, a_um, recor
 def test_coupled_flaw_ramp_cracks_above_the_griffith_voltage(comm, shared_tmp, record_validation):
     """Liu et al. 2020 eq. 3 + 4 in the coupled model
     (configs/verification/coupled_flaw_ramp.yaml: a Na-filled 10 um slot,
-    60 -> 160 mV over 100 s, energy model, 11 min on 2 ranks, so on 2 ranks
-    only). The deposit cannot push harder than its stall pressure F dphi /
+    60 -> 160 mV over 100 s, energy model, 20-30 min on 2 ranks, so on 2
+    ranks only). The deposit cannot push harder than its stall pressure F dphi /
     V_m (E4) and the slot cannot crack below p_c = K / sqrt(pi a) (Griffith,
     K with the AT2 mesh toughening), so the crack jump (> 2 um in one step)
-    comes at dphi >= V_m p_c / F = 92 mV (measured: 150.5 mV)."""
+    comes at dphi >= V_m p_c / F = 92 mV (measured: 152.5 mV)."""
     if comm.size == 1:
-        pytest.skip("11 min on 2 ranks: make validate's MPI pass runs it")
+        pytest.skip("20-30 min on 2 ranks: make validate's MPI pass runs it")
     from solver.config import load_config
     from solver.run import run
     from solver.scales import FARADAY

@@ -661,6 +661,11 @@ class Newton(Section):
     lag_jacobian: Annotated[float, Field(ge=0, lt=1)] = Field(
         0.0, description="monolithic coupling: reuse the Jacobian for the next Newton iteration after one that "
         "reduced the scaled residual by at least this factor (a chord step); 0 = assemble it every iteration")
+    carry_jacobian: bool = Field(
+        False, description="monolithic coupling, with lag_jacobian > 0: a step's first Newton iteration reuses the "
+        "last step's Jacobian (and, with a direct solver, its factors) when that one's last iteration still reduced "
+        "the residual by lag_jacobian and dt changed by less than 25%; convergence is judged on the residual as "
+        "always (docs/studies/coupling-cost.md)")
     predictor: Literal["rate", "none"] = Field(
         "none", description="monolithic coupling, initial guess of a step: 'rate' takes xi_n + min(dt, dt_n) "
         "(dxi/dt)_n (the last step's metal rate, clipped to [0, 1]), 'none' the committed state. 'rate' saved "

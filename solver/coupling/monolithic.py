@@ -88,9 +88,10 @@ class MonolithicCoupling:
             border=border, rtol=nw.coupled_rtol, max_iterations=nw.max_iterations, forcing=nw.forcing,
             eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner,
             on_iteration=lambda: check_stop(self.comm),  # a stop request abandons the step under way
-            lag_jacobian=nw.lag_jacobian)
+            lag_jacobian=nw.lag_jacobian, carry_jacobian=nw.carry_jacobian)
         self.rtol_u = min(cfg.solver.stagger.tol_u, mech.newton_rtol * 100.0)
         self._sensitivity_dt = None  # the dt at which the voltage sensitivity was last solved
+        self._jacobian_dt = None  # the dt of the last assembled coupled Jacobian (carry_jacobian)
         self.predictions = 0  # steps that started from the rate predictor
 
     def solve_coupled(self, t: float, dt: float):
@@ -103,10 +104,14 @@ class MonolithicCoupling:
         mech.u.x.scatter_forward()
         if ec.galvanostatic:
             self._I_target = ec.galvanostatic_target(t)
+        if self._jacobian_dt is None or abs(dt / self._jacobian_dt - 1.0) > 0.25:
+            self.newton.jacobian_valid = False  # the 1/dt terms of a carried Jacobian would be off
         with cs.ctx.phase("coupled"):
             st = self.newton.solve(scales=[self._mechanics_scale, self._ec_scale],
                                    rtols=[self.rtol_u, self.cfg.solver.newton.coupled_rtol],
                                    update_test=[False, True])
+        if st.jacobians:
+            self._jacobian_dt = dt
         if self._ec_scale is None:  # the step's first residual judges every pass of the step
             self._ec_scale = st.first_residuals[1]
         return st

@@ -56,6 +56,11 @@ um^2/s); use it with right preconditioning and the unpreconditioned norm.
 Jacobian lagging (``lag_jacobian`` = q > 0): after an iteration that reduced
 the merit by at least the factor q, the next one reuses J (a chord step: the
 residual is new, the operator is not); a slower iteration assembles J again.
+With ``carry_jacobian`` the first iteration of the next solve (the next time
+step) also reuses it, when the last iteration contracted by q and the caller
+has not invalidated it (``jacobian_valid = False``, e.g. after dt changed):
+with a direct solver a chord iteration costs a residual and two triangular
+solves instead of an assembly and a factorisation.
 
 Line search: full step first, then halving (up to 1/32) until the merit
 sum_i (|F_i| / scale_i)^2 does not grow, and further (up to 1/2048) while the
@@ -126,7 +131,7 @@ class BlockNewton:
                  max_iterations: int = 25, forcing: str = "eisenstat_walker", eta_max: float = 1e-2,
                  eta_min: float = 1e-10, reuse_preconditioner: bool = True, reuse_growth: float = 3.0,
                  reuse_min_its: int = 30, name: str = "coupled", on_iteration: Callable[[], None] | None = None,
-                 lag_jacobian: float = 0.0):
+                 lag_jacobian: float = 0.0, carry_jacobian: bool = False):
         self.n = len(U)
         self.U, self.comm, self.prefix, self.name = list(U), comm, prefix, name
         self.bcs = [list(b) for b in bcs]
@@ -140,6 +145,8 @@ class BlockNewton:
         self.near_nullspaces = near_nullspaces or {}
         self.on_iteration = on_iteration  # called before every iteration after the first (e.g. a stop check)
         self.lag_jacobian = lag_jacobian  # keep J while the merit falls by at least this factor per iteration
+        self.carry_jacobian = carry_jacobian  # ... and into the next solve's first iteration
+        self.jacobian_valid = False  # J (and its factors) usable by the next solve; the caller may reset it
         # block matrices (created from the sparsity of each block form; an
         # off-diagonal block whose form is empty still gets its pattern)
         self.A = [[fem_petsc.create_matrix(self.J[i][j]) if self.J[i][j] is not None else None
@@ -404,12 +411,15 @@ class BlockNewton:
         bd = self.border
         eta = None if self.forcing == "options" else self.eta_max
         dV_prev = None
-        last_ratio = None
+        # a J carried from the last solve stands for the first iteration's
+        carried = self.carry_jacobian and self.lag_jacobian > 0.0 and self.jacobian_valid
+        last_ratio = 0.0 if carried else None
+        self.jacobian_valid = False  # until this solve succeeds
         m_prev = None
         for it in range(1, self.max_it + 1):
             if it > 1 and self.on_iteration is not None:
                 self.on_iteration()
-            if it == 1 or last_ratio is None or last_ratio > self.lag_jacobian:
+            if last_ratio is None or last_ratio > self.lag_jacobian:
                 self.weights = [1.0 / si for si in sc]
                 self.assemble_jacobian()
                 st.jacobians += 1
@@ -475,6 +485,7 @@ class BlockNewton:
             dV_small = bd is None or abs(dV) <= self.rtol * max(1.0, abs(V0))
             ok = [ri <= rt * si or sm for ri, rt, si, sm in zip(r, rtols, sc, small)]
             if all(ok) and dV_small or converged(r):
+                self.jacobian_valid = last_ratio <= self.lag_jacobian
                 return self._done(st)
         raise SolveError(f"{self.name} Newton did not converge in {self.max_it} iterations (scaled residuals "
                          + ", ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)) + ")")
