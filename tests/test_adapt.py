@@ -676,3 +676,79 @@ def test_the_time_loop_redoes_a_step_whose_crack_left_the_band(comm, shared_tmp)
         angle = np.degrees(np.arctan((rel[:, 0] * rel[:, 1]).sum() / (rel[:, 0] ** 2).sum()))
         assert len(rel) >= 5 and rel[:, 0].max() > 4.0
         assert abs(angle - 30.0) < 10.0
+
+
+# --------------------------------------------------------------------------
+# the pressurised flaw (Liu et al. 2020 eq. 4, energy model) on an adapting mesh
+FLAW = ROOT / "configs/verification/fracture_pressurised_flaw.yaml"
+# the graded mesh's load path of tests/test_fracture.py::test_pressurised_flaw_follows_lefm, to 480 MPa
+FLAW_LOAD = ["loading.mechanical.value.points=[[0, 0], [1, 360e6], [2, 460e6], [4, 480e6]]", "time.t_end=4 s",
+             "output.every=1000", "output.checkpoint_every=1000"]
+# remesh every step around the crack (d > 0.3) and the slot (refine_flaws), one level, no cell below 0.15 um:
+# the config's 0.1 um band ahead of the flaw tip is the crack's mesh, adaptivity refines around it
+FLAW_ADAPT = ["mesh.adapt.enabled=true", "mesh.adapt.levels=1", "mesh.adapt.every=1", "mesh.adapt.margin=1 um",
+              "mesh.adapt.h_min=0.15 um", "mesh.adapt.refine_flaws=true", "mesh.adapt.damage_threshold=0.3"]
+
+
+def _flaw_tips(overrides, outdir, comm):
+    """Run the pressurised flaw with ``overrides``: [(p [Pa], crack tip [m])] per step, summary.json."""
+    from solver.config import load_config, schedule_value
+    from solver.run import run
+
+    cfg = load_config(FLAW, overrides=FLAW_LOAD + list(overrides))
+    assert run(cfg, outdir, comm=comm) == 0
+    rows = _rows(outdir)
+    tips = [(schedule_value(cfg.loading.mechanical.value, float(r["time_s"])), float(r["crack_tip_m"])) for r in rows]
+    return tips, json.loads((outdir / "summary.json").read_text())
+
+
+@pytest.mark.mpi
+def test_pressurised_flaw_on_an_adapting_mesh_follows_lefm_and_the_graded_mesh(comm, shared_tmp, record_validation):
+    """Liu et al. eq. 4 (configs/verification/fracture_pressurised_flaw.yaml:
+    a 10 um slot, faces pressurised 360 -> 460 -> 480 MPa, energy model, l =
+    0.5 um, h = 0.1 um in the band ahead of the tip) on a mesh adapted every
+    step around the crack (d > 0.3) and the slot, one level, no cell below
+    0.15 um: the crack runs in the config's graded 0.1 um band, and every
+    step's state (u, d, H) moves through a remesh (H: max over the old
+    cells in a new cell).
+
+    * LEFM as in the graded-mesh test: once the crack has grown l..3l the
+      applied pressure is the partially loaded crack's LEFM pressure at the
+      measured tip within 5% (regularisation O(l/a) = 5%, tip located to h:
+      < 1%), K = K_IC sqrt(1 + h/(2l)).
+    * The graded mesh without adaptivity: the tip within one h = 0.1 um at
+      every step (the nodes of the d > 0.5 set are h apart).
+
+    The remesh transfers do not move the crack: measured tips 10.14, 10.70,
+    10.87 um on both meshes (the same to 1e-3 um). With the crack in cells
+    made by refinement (base 0.2 um, 1 level, the rest as here) this fails:
+    the tip 0.7..1.2 um beyond the graded mesh's, the pressure 8..10% below
+    LEFM at it. The graded check itself is not converged in h (a gmsh 0.05
+    um band: 0.82 of the LEFM pressure), so the reference here is the same
+    graded band, not a finer mesh (docs/user/adaptivity.md)."""
+    a, l, h = 10e-6, 0.5e-6, 0.1e-6
+    graded, _ = _flaw_tips([], shared_tmp / "graded", comm)
+    adaptive, summary = _flaw_tips(FLAW_ADAPT, shared_tmp / "adaptive", comm)
+    from test_fracture import lefm_flaw_pressure
+
+    K = 2e6 * np.sqrt(1 + h / (2 * l))
+    if comm.rank == 0:
+        print("tips [um] graded / adaptive:", [(round(p / 1e6), round(tg * 1e6, 3), round(ta * 1e6, 3))
+                                             for (p, tg), (_, ta) in zip(graded, adaptive)])
+    remeshes = len(summary.get("adapt", []))
+    growing = [(p, tip) for p, tip in adaptive if np.isfinite(tip) and l <= tip - a <= 3 * l]
+    for p, tip in growing:
+        p_lefm = lefm_flaw_pressure(K, a, tip)
+        record_validation("Liu eq. 4 on an adapting mesh: applied pressure vs LEFM at the tip [Pa]", p_lefm, p,
+                          "5% rel", abs(p / p_lefm - 1) < 0.05)
+    both = [(tg, ta) for (_, tg), (_, ta) in zip(graded, adaptive) if np.isfinite(tg) or np.isfinite(ta)]
+    for tg, ta in both:
+        record_validation("pressurised flaw: crack tip, adapting vs graded mesh [m]", tg, ta, "one h = 0.1 um",
+                          bool(abs(ta - tg) <= h))
+    assert remeshes >= 1  # the mesh did adapt
+    assert len(growing) >= 2, adaptive
+    for p, tip in growing:
+        assert abs(p / lefm_flaw_pressure(K, a, tip) - 1) < 0.05, (p, tip)
+    assert len(both) == len(graded) - 1  # no crack (d > 0.5 beyond the slot) at 360 MPa only
+    for tg, ta in both:
+        assert abs(ta - tg) <= h, (tg, ta)
