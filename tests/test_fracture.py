@@ -430,6 +430,9 @@ def test_pressurised_flaw_follows_lefm(comm, shared_tmp, record_validation):
       pressure of the partially loaded crack at the measured tip within 5%:
       the tip (d > 0.5 nodes) is located to h = l/5, which moves p by < 1%,
       and the regularisation shifts the effective crack length by O(l/a) = 5%.
+
+    On this mesh (0.1 um over the config's band) only: the check is not
+    converged in h (0.05 um cells: 0.80-0.82 of LEFM; docs/known-limits.md).
     """
     import csv
 
