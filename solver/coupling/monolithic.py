@@ -146,7 +146,7 @@ class MonolithicCoupling:
         st = cfg.solver.stagger
         cs.fracture_subiterations = 0
         xi0, d0 = cs.xi.x.array.copy(), cs.d.x.array.copy()
-        newton = krylov = solves = sens = 0
+        newton = krylov = solves = sens = jacobians = 0
         ec.begin_step(t - dt, dt)
         # dU/dV (the voltage sensitivity) is kept across passes and steps at the
         # same dt: BlockNewton solves it again as soon as the voltage corrections
@@ -170,6 +170,7 @@ class MonolithicCoupling:
             krylov += ns.krylov_iterations
             solves += ns.linear_solves
             sens += ns.sensitivity_solves
+            jacobians += ns.jacobians
             ec.finish_step(dt, ns.iterations, ns.krylov_iterations)
             cs._copy_xi()
             cs._update_pressure()
@@ -185,7 +186,7 @@ class MonolithicCoupling:
         problems = cs.step_problems(xi0, d0, converged, f"coupled iteration not converged in "
                                     f"{st.max_iterations} passes (dd {dd:.2e})")
         info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
-                "coupled_solves": solves, "staggered_fallback": 0, "problems": problems, "converged": converged}
+                "coupled_solves": solves, "coupled_jacobians": jacobians, "staggered_fallback": 0, "problems": problems, "converged": converged}
         if ec.galvanostatic:
             info["voltage_sensitivity_solves"] = sens
         if cs.frac is not None:
