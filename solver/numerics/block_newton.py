@@ -411,7 +411,7 @@ class BlockNewton:
         bd = self.border
         eta = None if self.forcing == "options" else self.eta_max
         dV_prev = None
-        # a J carried from the last solve stands for the first iteration's
+        # a J carried from the last solve serves the first iteration (as after a fast one)
         carried = self.carry_jacobian and self.lag_jacobian > 0.0 and self.jacobian_valid
         last_ratio = 0.0 if carried else None
         self.jacobian_valid = False  # until this solve succeeds
