@@ -22,8 +22,17 @@ def fracture_parameters(cfg: Config) -> dict:
     return {
         "Gc_J_m2": Gc,
         "at2_peak_stress_Pa": 3 * math.sqrt(3) / 16 * math.sqrt(E_prime * Gc / fr.length_scale),
-        "h_over_l": (cfg.mesh.h_fine or cfg.mesh.h) / fr.length_scale,
+        "h_over_l": finest_h(cfg.mesh) / fr.length_scale,
     }
+
+
+def finest_h(mesh) -> float:
+    """The finest cell size [m]: h_fine (or h), halved mesh.adapt.levels times
+    where the adaptive mesh refines (not below mesh.adapt.h_min)."""
+    h = mesh.h_fine or mesh.h
+    if mesh.adapt.enabled:
+        h = max(h / 2 ** mesh.adapt.levels, mesh.adapt.h_min or 0.0)
+    return h
 
 
 def nernst_einstein_ratio(cfg: Config) -> tuple[float, float]:
@@ -395,9 +404,10 @@ def warnings(cfg: Config) -> list[str]:
     """Things that run but deserve a look (h vs l, a lagging interface, flaw coupling)."""
     out = []
     if cfg.fracture.enabled and cfg.fracture.model != "damaged_domain":
-        h = cfg.mesh.h_fine or cfg.mesh.h
+        h = finest_h(cfg.mesh)
         if h > cfg.fracture.length_scale / 2:
-            out.append(f"mesh h = {h:g} m > l/2 = {cfg.fracture.length_scale / 2:g} m: the crack band is under-resolved "
+            where = " (the finest adapted cell)" if cfg.mesh.adapt.enabled else ""
+            out.append(f"mesh h = {h:g} m{where} > l/2 = {cfg.fracture.length_scale / 2:g} m: the crack band is under-resolved "
                        "(docs/model.md asks h <= l/5)")
     batch = cfg.fracture.damaged_domain.cells_per_iteration
     if batch and cfg.fracture.enabled and cfg.fracture.model != "damaged_domain":

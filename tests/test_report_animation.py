@@ -129,3 +129,47 @@ def test_animation_frames_show_the_scale_bar_and_the_grain_boundary(tiny_run, tm
             left, boundary = dark[0], dark[-1]
             assert boundary - left > 10
             assert boundary - left == pytest.approx(4 * (c1 - c0), abs=3)
+
+
+def _grid(width, height, n):
+    """Right triangles on an n x n grid over [0, width] x [0, height] [um]."""
+    x, y = np.meshgrid(np.linspace(0, width, n + 1), np.linspace(0, height, n + 1))
+    points = np.column_stack([x.ravel(), y.ravel()])
+    k = np.arange(n * (n + 1)).reshape(n, n + 1)[:, :n].ravel()
+    cells = np.vstack([np.column_stack([k, k + 1, k + n + 2]), np.column_stack([k, k + n + 2, k + n + 1])])
+    return points, cells
+
+
+def test_the_zoom_window_frames_the_tallest_deposit_of_a_specimen_and_not_a_small_cell():
+    """`solver report` zooms on the dendrite of a specimen (issue 21 item 4):
+    a 60 um finger at x = 300 um and a 5 um flaw deposit at x = 100 um in a
+    500 x 250 um domain. The window runs from y = 0 to the tip plus a fifth
+    of its height plus 2% of the domain (60 + 12 + 5 = 77 um), spans at
+    least 0.8 of that height around the tip and leaves the far flaw out;
+    the crop keeps exactly the cells whose centroids lie in it. A deposit
+    that fills a small domain, or no metal, gives no zoom."""
+    from solver.io.series import Frame
+    from solver.report.figures import crop, deposit_window
+
+    points, cells = _grid(500.0, 250.0, 100)
+    x, y = points[:, 0], points[:, 1]
+    xi = (((np.abs(x - 300) <= 2.5) & (y <= 60)) | ((np.abs(x - 100) <= 2.5) & (y <= 5))).astype(float)
+    damage = ((np.abs(x - 300) <= 7.5) & (y <= 30)).astype(float)
+    box = deposit_window(points, {"metal": xi, "damage": damage})
+    assert box is not None
+    x0, x1, y0, y1 = box
+    assert (y0, y1) == pytest.approx((0.0, 77.0))
+    assert x0 < 300 < x1 and x1 - x0 >= 0.8 * y1 - 1e-9
+    assert x0 > 100 + 2.5, "the far flaw deposit is out of the zoom"
+    frame = Frame(1.0, points, cells, "triangle", {"metal": xi, "damage": damage}, {"grain_id": np.arange(len(cells))})
+    p, c, pd, cd = crop(frame, box)
+    centre = points[cells].mean(axis=1)
+    inside = (centre[:, 0] >= x0) & (centre[:, 0] <= x1) & (centre[:, 1] >= y0) & (centre[:, 1] <= y1)
+    assert len(c) == inside.sum() and 0 < len(c) < len(cells)
+    assert np.array_equal(cd["grain_id"], np.flatnonzero(inside))
+    np.testing.assert_array_equal(p[c], points[cells[inside]])
+    np.testing.assert_array_equal(pd["metal"][c], xi[cells[inside]])
+    # a deposit across most of a small cell: the snapshots already show it
+    small, _ = _grid(10.0, 10.0, 20)
+    assert deposit_window(small, {"metal": (small[:, 1] <= 8).astype(float)}) is None
+    assert deposit_window(points, {"metal": np.zeros(len(points))}) is None

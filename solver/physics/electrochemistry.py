@@ -444,11 +444,19 @@ class ElectrochemistryProblem:
         return schedule_value(self.electrical.current_density, t)
 
     def _guess_voltage(self, t: float) -> float:
-        """Kinetic (BV) overpotential plus the ohmic drop of a uniform current."""
+        """Kinetic (BV) overpotential plus the ohmic drop of a uniform current.
+        With a reactive plating electrode the current is taken through the
+        bare anode at its own i0 (anode_exchange_current_density): a poorly
+        wetted anode needs the larger overpotential, which the metal in the
+        flaws then shares (an upper bound the Newton comes down from, rather
+        than a guess tens of thermal voltages too low)."""
         ec = self.cfg.electrochemistry
         i = self.target_current_density(t)
         f = self.p["f_1_V"]
-        eta = bv_overpotential(i, ec.exchange_current_density, ec.transfer_coefficient, f, self.c_b)
+        i0 = ec.exchange_current_density
+        if self.reactive and ec.anode_exchange_current_density is not None:
+            i0 = min(i0, ec.anode_exchange_current_density)
+        eta = bv_overpotential(i, i0, ec.transfer_coefficient, f, self.c_b)
         sig = self.cfg.materials.electrolyte.conductivity_parallel
         return (-eta + i * scales.LENGTH * self.domain.height / sig) / self.p["thermal_voltage_V"]
 

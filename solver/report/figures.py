@@ -4,7 +4,9 @@ Reads scalars.csv, summary.json and fields.xdmf (solver/io/series.py; no DOLFINx
 writes DIR/figures/*.png and DIR/report.txt:
 
 - snapshot_t*.png: metal (xi), damage (d) and hydrostatic pressure at three
-  output times, grain boundaries in black (pyvista off screen); in 3D the
+  output times, grain boundaries in black (pyvista off screen);
+  zoom_t*.png: the same at the last output time around the tallest deposit
+  when the domain is large next to it (a specimen; ``deposit_window``); in 3D the
   xi = 0.5 isosurface, the cells with d > 0.5, the grain boundaries and
   mid-plane slices of xi and d (solver/report/render3d.py)
 - tips.png: dendrite and crack tip position vs time
@@ -145,7 +147,60 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
             else:
                 _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t)
         made.append(path)
+    last = frames[-1] if frames else None
+    box = deposit_window(last.points, last.point_data) if last is not None else None
+    if box is not None:
+        points, tri, pdata, cdata = crop(last, box)
+        fields = [(name, title, cmap, clim if clim is not None else colour_range(_values(name, pdata, cdata)[1], cmap))
+                  for name, title, cmap, clim in snapshot_fields(pdata, cdata)]
+        grain = cdata.get("grain_id")
+        edges = interface_edges(tri, grain.ravel()) if grain is not None else np.zeros((0, 2), int)
+        path = figs / f"zoom_t{last.t:.4g}s.png"
+        with headless() as ok:
+            (_pyvista_snapshot if ok else _mpl_snapshot)(path, points, tri, pdata, cdata, fields, edges, last.t)
+        made.append(path)
     return made
+
+
+def deposit_window(points: np.ndarray, pdata: dict, max_fraction: float = 0.3):
+    """The window (x0, x1, y0, y1) [um] of a zoom on the tallest deposit, or
+    None when there is no metal or the window would show more than
+    ``max_fraction`` of the domain (a small domain: the snapshots show the
+    deposit already). The tallest deposit's tip is the metal point
+    (xi > 0.5) of largest y; the window runs from the plating electrode (the
+    domain's lowest y) to a fifth of the deposit height above the tip, and
+    spans the metal and damage (d > 0.5) within that height of the tip's x,
+    and at least 0.8 times its height."""
+    xi = np.asarray(pdata.get("metal", [])).ravel()
+    if xi.size == 0 or not np.any(xi > 0.5):
+        return None
+    xy = np.asarray(points)[:, :2]
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    metal = xi > 0.5
+    xt, yt = xy[np.argmax(np.where(metal, xy[:, 1], -np.inf))]
+    y1 = min(hi[1], yt + 0.2 * (yt - lo[1]) + 0.02 * (hi[1] - lo[1]))
+    d = np.asarray(pdata.get("damage", np.zeros(len(xy)))).ravel()
+    near = (metal | (d > 0.5)) & (np.abs(xy[:, 0] - xt) <= y1 - lo[1])
+    half = max(0.4 * (y1 - lo[1]), 1.1 * np.abs(xy[near, 0] - xt).max())
+    x0, x1 = max(lo[0], xt - half), min(hi[0], xt + half)
+    if (x1 - x0) * (y1 - lo[1]) > max_fraction * np.prod(hi - lo):
+        return None
+    return (float(x0), float(x1), float(lo[1]), float(y1))
+
+
+def crop(frame, box):
+    """Points, cells, point data and cell data of the cells of ``frame``
+    whose centroid lies in box = (x0, x1, y0, y1) [um], renumbered."""
+    x0, x1, y0, y1 = box
+    cells = np.asarray(frame.cells)
+    centre = np.asarray(frame.points)[cells, :2].mean(axis=1)
+    keep = (centre[:, 0] >= x0) & (centre[:, 0] <= x1) & (centre[:, 1] >= y0) & (centre[:, 1] <= y1)
+    used = np.unique(cells[keep])
+    new = np.full(len(frame.points), -1, dtype=np.int64)
+    new[used] = np.arange(len(used))
+    pdata = {k: np.asarray(v)[used] for k, v in frame.point_data.items()}
+    cdata = {k: np.asarray(v)[keep] for k, v in frame.cell_data.items()}
+    return np.asarray(frame.points)[used], new[cells[keep]], pdata, cdata
 
 
 def snapshots_3d(frames, figs: Path) -> list[Path]:
