@@ -302,3 +302,32 @@ def test_cross_check_refuses_a_current_that_no_interface_may_carry():
                validate({**galv, "electrochemistry": {"deposition_restriction": "damage", "intact_deposition": 0.1}}),
                validate({"electrochemistry": {"deposition_restriction": "damage"}})):
         assert not [p for p in cross_check(ok) if "deposition_restriction" in p]
+
+
+@pytest.mark.parametrize("grains", [64, 250, 1000])
+def test_the_specimen_sweep_scales_the_specimen_to_n_grains_at_its_grain_size(grains):
+    """benchmarks/specimen_sweep.py (issue 21 item 5): configs/specimen.yaml
+    at N grains of its 10 um grain size, aspect 2 : 1, flaws at the same
+    fractions of the width and their own depth. The mesh generator's grain
+    count from that box (A / (pi d^2 / 4), rounded) is N."""
+    import importlib.util
+
+    import yaml
+
+    from meshes.voronoi import grains_from_size
+    from solver.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("specimen_sweep", root / "benchmarks" / "specimen_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    base_raw = yaml.safe_load((root / "configs" / "specimen.yaml").read_text())
+    base = load_config(raw=base_raw)
+    cfg = load_config(raw=sweep.scaled_config(base_raw, grains))
+    m = cfg.mesh
+    assert grains_from_size(m.grain_size * 1e6, (m.width * 1e6, m.height * 1e6)) == grains
+    assert m.width == pytest.approx(2.0 * m.height, rel=1e-5) and m.grain_size == base.mesh.grain_size
+    assert len(m.flaws) == len(base.mesh.flaws) == 3
+    for f, g in zip(m.flaws, base.mesh.flaws):
+        assert f.center[0] / m.width == pytest.approx(g.center[0] / base.mesh.width, rel=1e-5)
+        assert (f.length, f.width, f.center[1]) == (g.length, g.width, g.center[1])
