@@ -390,6 +390,18 @@ def transfer_state(old, new, padding: float) -> dict:
     return stats
 
 
+def release_memory() -> None:
+    """Free a replaced model now. Its forms, solvers and PETSc matrices (with
+    their LU factors) hang in reference cycles (closures that hold the model),
+    which only the cyclic garbage collector frees, and it runs on Python
+    allocation counts, not on the memory held in C: without this a run grew
+    by ~100 MB per remesh on 64 grains and a 250-grain run was killed for
+    memory (12 GB per rank) after 51 remeshes."""
+    import gc
+
+    gc.collect()
+
+
 # --------------------------------------------------------------------------
 class MeshAdapter:
     """Remeshes a model every ``mesh.adapt.every`` steps (see module docstring)."""
@@ -530,6 +542,7 @@ class MeshAdapter:
                 info = model.solve(t_new, h)  # restored: solve again on the same mesh (nothing else to refine)
                 break
             model = new
+            release_memory()
             model.save_state()
             info = model.solve(t_new, h)
             redo += 1

@@ -27,6 +27,7 @@ from ..config import Config
 from ..io import checkpoint
 from ..io.log import Progress, get_logger
 from ..io.xdmf import FieldWriter
+from ..mesh.adapt import release_memory
 from ..numerics.linalg import SolveError
 from .stepping import StepSizeController, schedule_breakpoints
 from .stop import Interrupted, check_stop
@@ -134,6 +135,7 @@ def run_time_loop(ctx, model) -> None:
                     new = adapter.adapt(model, step)  # AdaptError: stops with the old model checkpointed
                 if new is not model:
                     model = new
+                    release_memory()  # the old model's PETSc matrices and factors (held in cycles)
                     ctx.dofs = model.dofs_by_field()
                     with ctx.phase("output"):
                         writer.close()  # one fields_NNNN.xdmf per mesh
