@@ -35,6 +35,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+LAUNCHERS = {"mpirun", "mpiexec", "prterun", "orterun"}  # signalled last: they would kill the ranks
 
 
 def scaled_config(base: dict, grains: int) -> dict:
@@ -63,7 +64,11 @@ def stop_ranks(proc: subprocess.Popen, path: str, grace_s: float = 300.0) -> Non
     grace_s if they have not."""
     ranks = subprocess.run(["pgrep", "-f", f"solver run {path}"], stdout=subprocess.PIPE, text=True).stdout.split()
     for pid in (int(p) for p in ranks):
-        if pid != proc.pid:
+        try:
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if pid != proc.pid and Path(argv0).name not in LAUNCHERS:
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:

@@ -478,9 +478,11 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
     matrices and LU factors, must go: it is held in reference cycles
     (closures over the model), which Python's cyclic collector frees only
     when it happens to run, on allocation counts rather than on the memory
-    held in C. release_memory() collects it at once. Without it a 250-grain
+    held in C. release_memory() collects it at once (and, on 2 ranks, has
+    petsc4py destroy the PETSc objects it parked). Without it a 250-grain
     run of configs/specimen.yaml grew to 12 GB per rank over 51 remeshes and
-    was killed (64 grains: 1.37 GB at step 70, 0.56 GB with it). Two
+    was killed (64 grains, 1 rank: 1.37 GB at step 70, 0.56 GB with it;
+    2 ranks, step 86: 1.13 GB per rank, 0.47 GB). Two
     remeshes of SMALL with a solved step in between (LU factors exist): the
     model between them is gone once replaced."""
     import weakref
@@ -500,7 +502,7 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
     assert second is not first
     gone = weakref.ref(first)
     del first
-    release_memory()
+    release_memory(comm)
     assert gone() is None, "the replaced model is still alive"
     second.save_state()
     second.solve(0.02, 0.01)  # the new model works on its own

@@ -135,7 +135,7 @@ def run_time_loop(ctx, model) -> None:
                     new = adapter.adapt(model, step)  # AdaptError: stops with the old model checkpointed
                 if new is not model:
                     model = new
-                    release_memory()  # the old model's PETSc matrices and factors (held in cycles)
+                    release_memory(ctx.comm)  # the old model's PETSc matrices and LU factors, now
                     ctx.dofs = model.dofs_by_field()
                     with ctx.phase("output"):
                         writer.close()  # one fields_NNNN.xdmf per mesh
