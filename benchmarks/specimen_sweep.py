@@ -6,9 +6,9 @@ config's flaws at the same fractions of the width (so 64 grains is
 100 x 50 um, 250 grains 198 x 99 um, 1000 grains 396 x 198 um), and runs
 each size on each rank count to short circuit (or --max-wall-min) with
 `mpirun -n R python3 -m solver run`. Prints per run: grains, ranks, DOFs at
-the start (base mesh) and at the end (adapted), steps, status, simulated
-time, wall seconds, seconds per step, and the wall split (coupled /
-electrochemistry fallback / remesh). Not a timed test; runs take minutes to
+the end (adapted mesh), steps, status, simulated
+time, wall seconds, seconds per step, and the wall split (coupled Newton /
+staggered electrochemistry fallback). Not a timed test; runs take minutes to
 an hour each.
 
     docker/envrun python3 benchmarks/specimen_sweep.py [--grains 64 250 1000] [--ranks 1 2 4]
@@ -100,10 +100,9 @@ def one(raw: dict, ranks: int, out: Path, sets: list[str], max_wall_min: float, 
     wall = time.perf_counter() - t0
     summ_path = out / "run" / "summary.json"
     summ = json.loads(summ_path.read_text()) if summ_path.exists() else {}
-    adapt = summ.get("adapt", [])
     return {"ranks": ranks, "status": summ.get("status", "?"), "note": note, "steps": summ.get("steps", 0),
             "t": summ.get("final_time_s", float("nan")), "wall": wall, "dofs_end": sum(summ.get("dofs", {}).values()),
-            "split": summ.get("wall_split_s", {}), "remeshes": len(adapt) if isinstance(adapt, list) else 0}
+            "split": summ.get("wall_split_s", {})}
 
 
 def main(argv=None) -> int:

@@ -114,7 +114,6 @@ def _twin_plot(cols, left, right, path: Path, title: str, left_extra=None) -> bo
 def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
     """Field snapshots at n output times (first with metal, middle, last),
     each drawn on its own mesh (a restarted run changes the node order)."""
-    from .render import headless, interface_edges
     from ..io.series import RunSeries
 
     xdmf = directory / "fields.xdmf"
@@ -132,34 +131,33 @@ def snapshots(directory: Path, figs: Path, n: int = 3) -> list[Path]:
         return snapshots_3d(frames, figs)
     made = []
     for fr in frames:
-        t, points, tri, pdata, cdata = fr.t, fr.points, fr.cells, fr.point_data, fr.cell_data
-        fields = snapshot_fields(pdata, cdata)
-        if not fields:
-            continue
-        fields = [(name, title, cmap, clim if clim is not None else colour_range(_values(name, pdata, cdata)[1], cmap))
-                  for name, title, cmap, clim in fields]
-        grain = cdata.get("grain_id")
-        edges = interface_edges(tri, grain.ravel()) if grain is not None else np.zeros((0, 2), int)
-        path = figs / f"snapshot_t{t:.4g}s.png"
-        with headless() as ok:
-            if ok:
-                _pyvista_snapshot(path, points, tri, pdata, cdata, fields, edges, t)
-            else:
-                _mpl_snapshot(path, points, tri, pdata, cdata, fields, edges, t)
-        made.append(path)
-    last = frames[-1] if frames else None
-    box = deposit_window(last.points, last.point_data) if last is not None else None
+        path = figs / f"snapshot_t{fr.t:.4g}s.png"
+        if _draw_snapshot(path, fr.points, fr.cells, fr.point_data, fr.cell_data, fr.t):
+            made.append(path)
+    box = deposit_window(frames[-1].points, frames[-1].point_data) if frames else None
     if box is not None:
-        points, tri, pdata, cdata = crop(last, box)
-        fields = [(name, title, cmap, clim if clim is not None else colour_range(_values(name, pdata, cdata)[1], cmap))
-                  for name, title, cmap, clim in snapshot_fields(pdata, cdata)]
-        grain = cdata.get("grain_id")
-        edges = interface_edges(tri, grain.ravel()) if grain is not None else np.zeros((0, 2), int)
-        path = figs / f"zoom_t{last.t:.4g}s.png"
-        with headless() as ok:
-            (_pyvista_snapshot if ok else _mpl_snapshot)(path, points, tri, pdata, cdata, fields, edges, last.t)
-        made.append(path)
+        path = figs / f"zoom_t{frames[-1].t:.4g}s.png"
+        if _draw_snapshot(path, *crop(frames[-1], box), frames[-1].t):
+            made.append(path)
     return made
+
+
+def _draw_snapshot(path: Path, points, tri, pdata, cdata, t: float) -> bool:
+    """One 2D snapshot picture (pyvista off screen, matplotlib without a
+    display): the fields of ``snapshot_fields`` side by side with the grain
+    boundaries. False when the frame has none of those fields."""
+    from .render import headless, interface_edges
+
+    fields = snapshot_fields(pdata, cdata)
+    if not fields:
+        return False
+    fields = [(name, title, cmap, clim if clim is not None else colour_range(_values(name, pdata, cdata)[1], cmap))
+              for name, title, cmap, clim in fields]
+    grain = cdata.get("grain_id")
+    edges = interface_edges(tri, grain.ravel()) if grain is not None else np.zeros((0, 2), int)
+    with headless() as ok:
+        (_pyvista_snapshot if ok else _mpl_snapshot)(path, points, tri, pdata, cdata, fields, edges, t)
+    return True
 
 
 def deposit_window(points: np.ndarray, pdata: dict, max_fraction: float = 0.3):
