@@ -508,6 +508,33 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
     second.solve(0.02, 0.01)  # the new model works on its own
 
 
+@pytest.mark.mpi
+def test_escape_check_is_collective_when_one_rank_has_no_front(comm, shared_tmp):
+    """``escaped`` builds the mask of unrefined cells of a new mesh (a
+    collective: a function space and an interpolation); a rank without any
+    flagged cell must take part too. It skipped it: on 2 ranks the first
+    step of macro_fractal on an adapting mesh (max_redo) hung in that
+    collective with both ranks at 100% CPU. Here the interface is on rank 0
+    only; the answer (True: it lies in cells of the base size) must reach
+    every rank, within a watchdog that turns a hang into a failure."""
+    import faulthandler
+
+    from solver.mesh.adapt import MeshAdapter
+    from solver.run import RunContext, build_model
+
+    ctx = RunContext(_cfg(), shared_tmp, comm)
+    base = build_model(ctx)
+    ad = MeshAdapter(ctx, base, lambda d: build_model(ctx, d))
+    model = ad.adapt(base, 0, band=np.array([[x, 3.5, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
+    model.xi.x.array[:] = 0.5 if comm.rank == 0 else 0.0
+    faulthandler.dump_traceback_later(120, exit=True)
+    try:
+        hit = ad.escaped(model)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert comm.allgather(hit) == [True] * comm.size
+
+
 def test_front_leaving_the_band_triggers_a_remesh(shared_tmp):
     """mesh.adapt.every = 1000 but a front crossing 5 um of a strip: as soon
     as the band reaches a cell of the base size the mesh is rebuilt (measured:

@@ -199,6 +199,53 @@ def test_bordered_voltage_meets_its_constraint_with_one_linear_solve_per_iterati
     assert st.iterations <= 2, st
 
 
+@pytest.mark.mpi
+def test_bordered_newton_line_search_counts_the_constraint(comm):
+    """-lap u + u^3 = 0 on the unit square, u = 0 at y = 0, u = V at y = 1,
+    with V unknown and int u dx = I (a nonlinear field, a linear constraint).
+    From u = 0, V = 0 the field residual is exactly zero and only the
+    constraint is off: a merit of the field residuals alone stops there, or
+    cuts every step that moves V (it raises the u^3 residual from zero) to
+    1/32. Counting G / I in the merit, Newton converges at second order: a
+    handful of iterations, the constraint met, the field equation solved."""
+    import ufl
+    from dolfinx import fem, mesh
+    from petsc4py import PETSc
+
+    from solver.numerics.block_newton import BlockNewton, Border
+
+    msh = mesh.create_unit_square(comm, 16, 16)
+    V = fem.functionspace(msh, ("Lagrange", 1))
+    u, w = fem.Function(V), ufl.TestFunction(V)
+    F = (ufl.inner(ufl.grad(u), ufl.grad(w)) + u**3 * w) * ufl.dx
+    bottom = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[1], 0.0))
+    top = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[1], 1.0))
+    volt = fem.Constant(msh, PETSc.ScalarType(0.0))
+    bcs = [fem.dirichletbc(volt, top, V), fem.dirichletbc(PETSc.ScalarType(0.0), bottom, V)]
+    unit = [fem.dirichletbc(PETSc.ScalarType(1.0), top, V), fem.dirichletbc(PETSc.ScalarType(0.0), bottom, V)]
+    target = 1.5
+    area = fem.form(u * ufl.dx)
+
+    def constraint():
+        return msh.comm.allreduce(fem.assemble_scalar(area)) - target
+
+    border = Border(block=0, voltage=volt, bcs_unit=unit, g_form=fem.form(w * ufl.dx), g_depends_on_u=False,
+                    residual=constraint, scale=lambda: target)
+    newton = BlockNewton([F], [u], [bcs], "border_ls_", comm, {"ksp_type": "preonly", "pc_type": "lu"},
+                         border=border, rtol=1e-10, forcing="fixed", eta_max=1e-12, max_iterations=12,
+                         reuse_preconditioner=False)
+    st = newton.solve(scales=[1.0], rtols=[1e-10], update_test=[False], lag_sensitivity=False)
+    assert abs(constraint()) < 1e-9 * target
+    assert st.iterations <= 6, st
+    residual = fem.petsc.assemble_vector(fem.form(F))
+    fem.petsc.apply_lifting(residual, [fem.form(ufl.derivative(F, u))], bcs=[bcs], x0=[u.x.petsc_vec], alpha=-1.0)
+    residual.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    fem.petsc.set_bc(residual, bcs, u.x.petsc_vec, -1.0)
+    assert residual.norm() < 1e-9
+    # the cubic matters: V is above the linear problem's 2 I
+    assert float(volt.value) > 2 * target * 1.05, float(volt.value)
+
+
 GALVANOSTATIC = json.loads(json.dumps(SMALL))
 GALVANOSTATIC["name"] = "small_galvanostatic"
 GALVANOSTATIC["loading"]["electrical"] = {"control": "galvanostatic", "current_density": "100 A/m^2"}

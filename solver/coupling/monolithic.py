@@ -80,7 +80,8 @@ class MonolithicCoupling:
         if ec.galvanostatic:
             self._I_target = 0.0
             border = Border(block=1, voltage=ec.voltage, bcs_unit=ec.bcs_unit, g_form=ec._g_form,
-                            g_depends_on_u=ec.reactive, residual=lambda: ec.rate() - self._I_target)
+                            g_depends_on_u=ec.reactive, residual=lambda: ec.rate() - self._I_target,
+                            scale=lambda: abs(self._I_target))
         overrides = cfg.solver.petsc.get("coupled") if cfg.solver.petsc else None
         self.newton = BlockNewton(
             [F_u, F_w], [mech.u, ec.u], [mech.bcs, ec.bcs], "coupled_", self.comm, COUPLED_KSP_DEFAULTS,

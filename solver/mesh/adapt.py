@@ -529,7 +529,8 @@ class MeshAdapter:
         if self.records and self.records[-1].get("capped"):
             return False
         flagged = indicator_cells(model, self.ad, concentration=False)
-        hit = bool(np.any(self._unrefined_mask(model)[flagged])) if len(flagged) else False
+        unrefined = self._unrefined_mask(model)  # collective (a new mesh builds it): on every rank, flagged or not
+        hit = bool(np.any(unrefined[flagged])) if len(flagged) else False
         return bool(self.comm.allreduce(int(hit), op=MPI.MAX))
 
     def solve_step(self, model, t_new: float, h: float, step: int):

@@ -63,7 +63,10 @@ with a direct solver a chord iteration costs a residual and two triangular
 solves instead of an assembly and a factorisation.
 
 Line search: full step first, then halving (up to 1/32) until the merit
-sum_i (|F_i| / scale_i)^2 does not grow, and further (up to 1/2048) while the
+sum_i (|F_i| / scale_i)^2 + (G / I)^2 does not grow (G and its scale I, the
+target current, when bordered: without it a step that satisfies the
+constraint but first raises the already small field residuals was cut to
+1/32, iteration after iteration), and further (up to 1/2048) while the
 residual is not finite.
 """
 
@@ -95,6 +98,8 @@ class Border:
     g_form: compiled linear form dG/dU_block (vector).
     g_depends_on_u: re-assemble g at every iteration (reactive electrode).
     residual: callable -> G(U) (global scalar, after the current U).
+    scale: callable -> the size of G that counts as 1 in the line search's
+        merit (the target current); None leaves G out of the merit.
     """
 
     block: int
@@ -103,6 +108,7 @@ class Border:
     g_form: fem.Form
     g_depends_on_u: bool
     residual: Callable[[], float]
+    scale: Callable[[], float] | None = None
 
 
 @dataclass
@@ -384,7 +390,17 @@ class BlockNewton:
         None: |F_i| at the first evaluation; or (update_test[i]) when its
         update is below rtol max(1, |U_i|_inf). Raises SolveError."""
         self.stats = st = NewtonStats()
+        bd = self.border
+
+        def constraint():
+            # the galvanostatic residual G / I at the current U and V (0 unbordered)
+            if bd is None or bd.scale is None:
+                return 0.0
+            size = bd.scale()
+            return bd.residual() / size if size > 0.0 else 0.0
+
         r = self.assemble_residual()
+        g_r = constraint()
         if not all(np.isfinite(r)):
             raise SolveError(f"{self.name} Newton: residual is not finite")
         first = [max(ri, 1e-300) for ri in r]
@@ -399,16 +415,17 @@ class BlockNewton:
 
         sc = current_scales()
 
-        def merit(norms):
-            return float(np.sqrt(sum((ri / si) ** 2 for ri, si in zip(norms, sc))))
+        def merit(norms, g_rel):
+            return float(np.sqrt(sum((ri / si) ** 2 for ri, si in zip(norms, sc)) + g_rel**2))
 
         def converged(norms):
-            return all(ri <= rt * si for ri, rt, si in zip(norms, rtols, sc))
+            # the constraint too, when it has a scale: G / I within the rtol of its block
+            g_ok = bd is None or bd.scale is None or abs(g_r) <= rtols[bd.block]
+            return g_ok and all(ri <= rt * si for ri, rt, si in zip(norms, rtols, sc))
 
-        st.residuals.append(merit(r))
-        if max(r) == 0.0 or (converged(r) and all(s_ is not None for s_ in scales)):
+        st.residuals.append(merit(r, g_r))
+        if (max(r) == 0.0 and g_r == 0.0) or (converged(r) and all(s_ is not None for s_ in scales)):
             return self._done(st)
-        bd = self.border
         eta = None if self.forcing == "options" else self.eta_max
         dV_prev = None
         # a J carried from the last solve serves the first iteration (as after a fast one)
@@ -424,7 +441,7 @@ class BlockNewton:
                 self.assemble_jacobian()
                 st.jacobians += 1
             self._scale_rhs(self.b)
-            m = merit(r)
+            m = merit(r, g_r)
             eta = self._eta(it, m, m_prev, eta)
             st.krylov_iterations += self._linear_solve(self.bvec, self.xvec, rtol=eta)
             st.linear_solves += 1
@@ -464,22 +481,23 @@ class BlockNewton:
                 if bd is not None:
                     bd.voltage.value = V0 + lam * dV
                 r_new = self.assemble_residual()
-                finite = all(np.isfinite(r_new))
+                g_new = constraint()
+                finite = all(np.isfinite(r_new)) and np.isfinite(g_new)
                 # up to 1/32 while the merit grows; up to 1/2048 while the residual overflows
                 # (a step through near-singular, damaged cells can push exp(f eta) past the float range)
-                if finite and (merit(r_new) <= m or k_ls >= 5):
+                if finite and (merit(r_new, g_new) <= m or k_ls >= 5):
                     break
                 lam *= 0.5
-            m_prev, r = m, r_new
-            last_ratio = merit(r) / m if m > 0.0 else 0.0
+            m_prev, r, g_r = m, r_new, g_new
+            last_ratio = merit(r, g_r) / m if m > 0.0 else 0.0
             sc = current_scales()  # a load scale that moves with the state (the deposit's eigenstrain)
             st.iterations = it
             if _DEBUG and self.comm.rank == 0:
                 print(f"  {self.name} newton {it}: eta {eta or 0:.1e} ksp {self.ksp.getIterationNumber()} "
                       f"reason {self.ksp.getConvergedReason()} lambda {done:g} dV {dV:.3e} steps "
                       + " ".join(f"{s_:.2e}" for s_ in steps) + " scaled "
-                      + " ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)), flush=True)
-            st.residuals.append(merit(r))
+                      + " ".join(f"{ri / si:.2e}" for ri, si in zip(r, sc)) + f" G/I {g_r:.2e}", flush=True)
+            st.residuals.append(merit(r, g_r))
             if not all(np.isfinite(r)):
                 raise SolveError(f"{self.name} Newton: residual is not finite")
             dV_small = bd is None or abs(dV) <= self.rtol * max(1.0, abs(V0))

@@ -479,7 +479,8 @@ class ElectrochemistryProblem:
         border = None
         if self.galvanostatic:
             border = Border(block=0, voltage=self.voltage, bcs_unit=self.bcs_unit, g_form=self._g_form,
-                            g_depends_on_u=self.reactive, residual=lambda: self.rate() - self._I_target)
+                            g_depends_on_u=self.reactive, residual=lambda: self.rate() - self._I_target,
+                            scale=lambda: abs(self._I_target))
         return BlockNewton([self.F], [self.u], [self.bcs], self.prefix, self.comm, KSP_DEFAULTS, overrides=overrides,
                            border=border, rtol=self.rtol, max_iterations=self.max_it, forcing="options",
                            reuse_preconditioner=False, name="electrochemistry")
