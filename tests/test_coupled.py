@@ -111,6 +111,46 @@ def test_pressure_relaxation_on_a_linear_feedback(comm, method, omega, gain, upd
         assert all(e > 1e-3 * e0 for e in errors[:updates])
 
 
+@pytest.mark.parametrize("bound_growth", [0.0, 1.02])
+def test_step_controller_stays_below_a_step_that_was_rejected(bound_growth):
+    """A solver that fails every step above 8 s (a stability limit), from
+    dt = 1 s, growth 1.5, cut-back 0.5, for 100 attempts. Without the bound
+    the target grows back past 8 s after every rejection: one attempt in
+    three is rejected. With it (0.8 h, growing 2% per accepted step) no step
+    above 0.8 h 1.02^k follows k accepted steps after a rejection of h, rejections are rare and
+    more simulated time is covered by the same attempts."""
+    from types import SimpleNamespace
+
+    from solver.time.stepping import StepSizeController
+
+    cfg = SimpleNamespace(t_end=1e6, dt=1.0, dt_max=None, dt_min=1e-8, growth=1.5, cutback=0.5,
+                          bound_growth=bound_growth)
+    control, t, rejected, since, h_rejected = StepSizeController(cfg), 0.0, 0, None, None
+    for _ in range(100):
+        h = control.step(t)
+        if since is not None and bound_growth:
+            assert h <= 0.8 * h_rejected * 1.02**since * (1 + 1e-12), (h, h_rejected, since)
+        if h > 8.0:
+            rejected += 1
+            control.reject(h)
+            since, h_rejected = 0, h
+            continue
+        t += h
+        control.accept(True)
+        since = None if since is None else since + 1
+    if bound_growth:
+        assert rejected <= 10 and t > 580.0, (rejected, t)  # measured: 9, 603 s
+    else:
+        assert rejected >= 30 and t < 400.0, (rejected, t)  # measured: 35, 359 s
+
+
+def test_bound_growth_between_0_and_1_is_refused():
+    from solver.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="time.bound_growth = 0.5: expected 0"):
+        load_config(raw={"name": "x", "time": {"bound_growth": 0.5}})
+
+
 def test_aitken_factor_carried_to_the_next_step_scales_the_gain_with_dt():
     """The next step's start omega from the factor the last step ended with:
     omega = 1 / (1 - g) with g proportional to dt, so the factor that was

@@ -585,6 +585,9 @@ class TimeConfig(Section):
     dt_max: Optional[Time] = Field(None, description="largest time step [s] (default t_end)")
     growth: Annotated[float, Field(ge=1.0)] = Field(1.5, description="dt x this after an easy step")
     cutback: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.5, description="dt x this after a failed step")
+    bound_growth: Annotated[float, Field(ge=0.0)] = Field(
+        1.02, description="after a rejected step of h the next steps stay below 0.8 h, a bound that grows by this "
+        "factor per accepted step (the controller stops growing dt into the size that just failed); 0: no bound")
     max_steps: int = Field(100000, ge=1)
     max_dxi: Annotated[float, Field(gt=0.0)] = Field(0.1, description="largest |dxi| per step [-]")
     max_dd: Annotated[float, Field(gt=0.0)] = Field(0.2, description="largest |dd| per step [-]")
@@ -594,6 +597,8 @@ class TimeConfig(Section):
 
     @model_validator(mode="after")
     def _order(self):
+        if 0.0 < self.bound_growth < 1.0:
+            raise ValueError(f"time.bound_growth = {self.bound_growth:g}: expected 0 (off) or >= 1")
         if self.dt_min > self.dt:
             raise ValueError(f"dt_min = {self.dt_min:g} s is larger than dt = {self.dt:g} s")
         return self
