@@ -136,12 +136,40 @@ def test_step_controller_stays_below_a_step_that_was_rejected(bound_growth):
             since, h_rejected = 0, h
             continue
         t += h
-        control.accept(True)
+        control.accept(True, h)
         since = None if since is None else since + 1
     if bound_growth:
         assert rejected <= 10 and t > 580.0, (rejected, t)  # measured: 9, 603 s
     else:
         assert rejected >= 30 and t < 400.0, (rejected, t)  # measured: 35, 359 s
+
+
+def test_step_controller_sets_no_bound_after_a_cascade_or_a_max_dd_rejection():
+    """A crack jump: the step at dt_max = 1 s that had worked fails, the
+    cuts go down to 1/64 s, then steps are easy again: dt grows back by 1.5
+    per step (no bound: the size that failed had worked before). A step
+    rejected by max_dd (bound=False) sets none either. A failure at a size
+    dt had just grown into does."""
+    from types import SimpleNamespace
+
+    from solver.time.stepping import StepSizeController
+
+    cfg = SimpleNamespace(t_end=1e6, dt=1.0, dt_max=1.0, dt_min=1e-8, growth=1.5, cutback=0.5, bound_growth=1.02)
+    control = StepSizeController(cfg)
+    control.accept(True, control.step(0.0))
+    h = control.step(1.0)
+    for _ in range(7):  # 1 -> 1/64 s
+        control.reject(h)
+        h = control.step(1.0)
+    assert h == 1.0 / 128
+    control.accept(True, h)
+    assert control.step(2.0) == 1.5 / 128 and control.bound is None
+    control.reject(control.step(2.0), bound=False)  # max_dd
+    assert control.bound is None
+    control.accept(True, 0.75 / 128)
+    h = control.step(3.0)  # grown past the last accepted step: a failure here sets the bound
+    control.reject(h)
+    assert control.bound == 0.8 * h
 
 
 def test_bound_growth_between_0_and_1_is_refused():

@@ -586,8 +586,9 @@ class TimeConfig(Section):
     growth: Annotated[float, Field(ge=1.0)] = Field(1.5, description="dt x this after an easy step")
     cutback: Annotated[float, Field(gt=0.0, lt=1.0)] = Field(0.5, description="dt x this after a failed step")
     bound_growth: Annotated[float, Field(ge=0.0)] = Field(
-        1.02, description="after a rejected step of h the next steps stay below 0.8 h, a bound that grows by this "
-        "factor per accepted step (the controller stops growing dt into the size that just failed); 0: no bound")
+        1.02, description="after a step of h whose solve failed the next steps stay below 0.8 h, a bound that grows by "
+        "this factor per accepted step (the controller stops growing dt into the size that just failed; steps "
+        "rejected by max_dxi / max_dd set no bound); 0: no bound")
     max_steps: int = Field(100000, ge=1)
     max_dxi: Annotated[float, Field(gt=0.0)] = Field(0.1, description="largest |dxi| per step [-]")
     max_dd: Annotated[float, Field(gt=0.0)] = Field(0.2, description="largest |dd| per step [-]")

@@ -94,6 +94,7 @@ def run_time_loop(ctx, model) -> None:
             ok = ctx.comm.allreduce(ok, op=MPI.MIN)  # failure on one rank is failure on all
             problems = info.pop("problems", [])
             easy = info.pop("easy", True)
+            failed = not ok  # the solve failed (not a max_dxi / max_dd rejection of a solved step)
             if ok and problems:
                 if control.can_cut(h):
                     ok, reason = 0, "; ".join(problems)
@@ -102,7 +103,7 @@ def run_time_loop(ctx, model) -> None:
                     log.info(f"step {step + 1} accepted at the smallest dt: {'; '.join(problems)}")
             if not ok:
                 model.restore_state()
-                above_min = control.reject(h)
+                above_min = control.reject(h, bound=failed)
                 log.info(f"step {step + 1} rejected ({reason}); dt -> {control.dt:.3e} s")
                 if not above_min:
                     raise SolveError(f"dt = {control.dt:.3e} s below dt_min = {cfg.time.dt_min:.3e} s at t = {t:.4e} s")
@@ -128,7 +129,7 @@ def run_time_loop(ctx, model) -> None:
                 ctx.extra["short_circuit"] = {"time_s": t, "location_m": where}
                 log.info(f"short circuit at t = {t:.4e} s, location {where}")
                 break
-            control.accept(easy)
+            control.accept(easy, h)
             if adapter is not None and not control.finished(t) and step < cfg.time.max_steps \
                     and adapter.due(step, model):
                 with ctx.phase("mesh"):

@@ -26,8 +26,8 @@ class StepSizeController:
     multiplies the target by ``growth`` after an easy step; ``reject(h)`` sets
     it to ``cutback * h`` and says whether that is still >= ``dt_min``.
 
-    Rejection bound (``bound_growth`` g > 0): a rejected step of h also sets
-    the bound B = 0.8 h; after each accepted step the target is clipped to B
+    Rejection bound (``bound_growth`` g > 0): a step of h whose solve failed,
+    h larger than the last accepted step, also sets the bound B = 0.8 h; after each accepted step the target is clipped to B
     and B grows by g. Without it the target grew back into the size that had
     just failed, and a run near its stability limit alternated accepted and
     rejected steps (the 1019-grain specimen: 6 of 15 steps rejected, each
@@ -45,6 +45,7 @@ class StepSizeController:
         self.breakpoints = sorted(breakpoints)
         self.bound_growth = time_cfg.bound_growth
         self.bound = None  # the rejection bound on the target [s] (None: none yet)
+        self.last_h = None  # the last accepted step [s]
 
     def finished(self, t: float) -> bool:
         return t >= self.t_end * (1 - T_REL)
@@ -61,14 +62,22 @@ class StepSizeController:
         """Whether a rejected step of h would be retried (cutback * h >= dt_min)."""
         return h * self.cutback >= self.dt_min
 
-    def reject(self, h: float) -> bool:
-        """Cut the target after a rejected step of h; False once below dt_min."""
+    def reject(self, h: float, bound: bool = True) -> bool:
+        """Cut the target after a rejected step of h; False once below dt_min.
+        ``bound``: the solve failed, so later steps stay below 0.8 h, if h
+        was larger than the last accepted step (dt grew into it). A step
+        rejected by max_dxi / max_dd, or a failure at a size that had worked
+        (the first of a cascade of cuts through a crack jump, or at dt_max),
+        sets no bound: dt must grow back freely from the cuts."""
         self.dt = h * self.cutback
-        if self.bound_growth > 0.0:
+        grown = self.last_h is not None and h > self.last_h * (1.0 + 1e-9)
+        if bound and grown and self.bound_growth > 0.0:
             self.bound = self.BOUND * h
         return self.dt >= self.dt_min
 
-    def accept(self, easy: bool) -> None:
+    def accept(self, easy: bool, h: float | None = None) -> None:
+        """After an accepted step of h: grow the target if the step was easy."""
+        self.last_h = h
         if easy:
             self.dt *= self.growth
         if self.bound is not None:
