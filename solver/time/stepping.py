@@ -26,9 +26,10 @@ class StepSizeController:
     multiplies the target by ``growth`` after an easy step; ``reject(h)`` sets
     it to ``cutback * h`` and says whether that is still >= ``dt_min``.
 
-    Rejection bound (``bound_growth`` g > 0): a step of h whose solve failed,
-    h larger than the last accepted step, also sets the bound B = 0.8 h; after each accepted step the target is clipped to B
-    and B grows by g. Without it the target grew back into the size that had
+    Rejection bound (``bound_growth`` g > 0): a step of h whose solve
+    failed, h larger than the last accepted step, also sets the bound
+    B = 0.8 h; after each accepted step the target is clipped to B and B
+    grows by g. Without it the target grew back into the size that had
     just failed, and a run near its stability limit alternated accepted and
     rejected steps (the 1019-grain specimen: 6 of 15 steps rejected, each
     costing 3-4 accepted ones); with it the steps stay just below that size
