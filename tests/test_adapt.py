@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -533,6 +534,43 @@ def test_escape_check_is_collective_when_one_rank_has_no_front(comm, shared_tmp)
     finally:
         faulthandler.cancel_dump_traceback_later()
     assert comm.allgather(hit) == [True] * comm.size
+
+
+@pytest.mark.mpi
+def test_a_stop_right_after_a_remesh_ends_interrupted_with_its_fields_written_once(comm, shared_tmp, monkeypatch):
+    """A remesh writes the fields of its step on the new mesh (a new
+    fields_NNNN.xdmf); a stop (SIGTERM) before the next step then wrote the
+    same time again into that file, HDF5 refused (a 1019-grain run stopped
+    after 315 steps ended 'failed' instead of 'interrupted'). Here a stop is
+    requested as the remesh at step 2 returns: the run ends 'interrupted'
+    (exit 130), with t = 0.02 s in fields_0002.xdmf once."""
+    from solver.config import load_config
+    from solver.mesh.adapt import MeshAdapter
+    from solver.run import EXIT_INTERRUPTED, run
+    from solver.time import stop
+
+    adapt = MeshAdapter.adapt
+
+    def adapt_then_stop(self, model, step=0, band=None):
+        new = adapt(self, model, step, band)
+        if step == 2:
+            stop._pending_stop.append("SIGTERM")
+        return new
+
+    monkeypatch.setattr(MeshAdapter, "adapt", adapt_then_stop)
+    raw = json.loads(json.dumps(SMALL))
+    raw["output"] = {"every": 10, "checkpoint_every": 10}
+    try:
+        code = run(load_config(raw=raw), shared_tmp, comm=comm)
+    finally:
+        stop._pending_stop.clear()
+    comm.barrier()
+    assert code == EXIT_INTERRUPTED
+    summary = json.loads((shared_tmp / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] == 2
+    files = sorted(shared_tmp.glob("fields_*.xdmf"))
+    text = files[-1].read_text()
+    assert len(re.findall(r'<Time Value="0\.02[0-9]*"', text)) == 1, text[:2000]
 
 
 def test_front_leaving_the_band_triggers_a_remesh(shared_tmp):

@@ -60,6 +60,7 @@ def run_time_loop(ctx, model) -> None:
                 ctx.dofs = model.dofs_by_field()
         ctx.extra["adapt"] = adapter.records
     writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh, restart_time=t if ctx.restart else None)
+    written_t = t  # the time of the last fields written (a restart's t is in the file already)
     if not ctx.restart:
         with ctx.phase("output"):
             writer.write(model.output_functions(), 0.0)
@@ -118,6 +119,7 @@ def run_time_loop(ctx, model) -> None:
                 ctx.scalars.append(row)
                 if step % cfg.output.every == 0:
                     writer.write(model.output_functions(), t)
+                    written_t = t
                 if checkpoint.checkpoint_due(step, ctx.wall() - last_ck_wall, cfg.output, ctx.comm):
                     checkpoint.write_checkpoint(model, ckdir, cfg, step, t, control.dt, {})
                     writer.merge()
@@ -142,6 +144,7 @@ def run_time_loop(ctx, model) -> None:
                         writer.close()  # one fields_NNNN.xdmf per mesh
                         writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
                         writer.write(model.output_functions(), t)
+                        written_t = t
                         checkpoint.write_checkpoint(model, ckdir, cfg, step, t, control.dt, {})
                         last_ck, last_ck_wall = step, ctx.wall()
         if ctx.status == "running":
@@ -159,8 +162,13 @@ def run_time_loop(ctx, model) -> None:
                     checkpoint.write_checkpoint(model, ckdir, cfg, step, t, control.dt, {})
                 except Exception as exc:  # never hide the original error
                     log.info(f"could not write the final checkpoint: {exc}")
-            if cfg.output.every > 1 and step % cfg.output.every:
-                writer.write(model.output_functions(), t)
+            # the last state, unless written already (by the periodic output, or on the new mesh of a
+            # remesh at this step: writing the same time twice into one file fails in HDF5)
+            if t != written_t:
+                try:
+                    writer.write(model.output_functions(), t)
+                except Exception as exc:  # never hide the original error
+                    log.info(f"could not write the last fields: {exc}")
             writer.close()
 
 
