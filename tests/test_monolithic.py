@@ -160,35 +160,47 @@ def test_a_carried_jacobian_starts_the_next_solve_and_reaches_the_same_solution(
     assert sum(c for _, c in counts[1:]) < sum(lag for lag, _ in counts[1:]) and min(c for _, c in counts[1:]) == 0, counts
 
 
-@pytest.mark.mpi
-def test_bordered_voltage_meets_its_constraint_with_one_linear_solve_per_iteration(comm):
-    """-lap u = 0 on the unit square, u = 0 at y = 0, u = V at y = 1, no flux on
-    the sides, with V unknown and the constraint int u dx = I: u = V y, so
-    V = 2 I. Linear: one Newton iteration, one solve for the update and one
-    for the sensitivity dU/dV."""
+def _bordered_square(comm, n, cubic, target, scale=None):
+    """-lap u (+ u^3 if cubic) = 0 on the unit square, u = 0 at y = 0, u = V
+    at y = 1 with V unknown, no flux on the sides, and the constraint
+    int u dx = target bordering it. Returns (u, F, V constant, bcs, border,
+    constraint)."""
     import ufl
     from dolfinx import fem, mesh
     from petsc4py import PETSc
 
-    from solver.numerics.block_newton import BlockNewton, Border
+    from solver.numerics.block_newton import Border
 
-    msh = mesh.create_unit_square(comm, 12, 12)
+    msh = mesh.create_unit_square(comm, n, n)
     V = fem.functionspace(msh, ("Lagrange", 1))
     u, w = fem.Function(V), ufl.TestFunction(V)
-    F = ufl.inner(ufl.grad(u), ufl.grad(w)) * ufl.dx
+    F = (ufl.inner(ufl.grad(u), ufl.grad(w)) + (u**3 * w if cubic else 0)) * ufl.dx
     bottom = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[1], 0.0))
     top = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[1], 1.0))
-    volt = fem.Constant(msh, PETSc.ScalarType(0.3))
+    volt = fem.Constant(msh, PETSc.ScalarType(0.0))
     bcs = [fem.dirichletbc(volt, top, V), fem.dirichletbc(PETSc.ScalarType(0.0), bottom, V)]
     unit = [fem.dirichletbc(PETSc.ScalarType(1.0), top, V), fem.dirichletbc(PETSc.ScalarType(0.0), bottom, V)]
-    target = 0.7
     area = fem.form(u * ufl.dx)
 
     def constraint():
         return msh.comm.allreduce(fem.assemble_scalar(area)) - target
 
     border = Border(block=0, voltage=volt, bcs_unit=unit, g_form=fem.form(w * ufl.dx), g_depends_on_u=False,
-                    residual=constraint)
+                    residual=constraint, scale=scale)
+    return u, F, volt, bcs, border, constraint
+
+
+@pytest.mark.mpi
+def test_bordered_voltage_meets_its_constraint_with_one_linear_solve_per_iteration(comm):
+    """-lap u = 0 on the unit square, u = 0 at y = 0, u = V at y = 1, no flux on
+    the sides, with V unknown and the constraint int u dx = I: u = V y, so
+    V = 2 I. Linear: one Newton iteration, one solve for the update and one
+    for the sensitivity dU/dV."""
+    from solver.numerics.block_newton import BlockNewton
+
+    target = 0.7
+    u, F, volt, bcs, border, constraint = _bordered_square(comm, 12, cubic=False, target=target)
+    volt.value = 0.3
     opts = {"ksp_type": "cg", "pc_type": "hypre", "ksp_atol": 1e-30}
     newton = BlockNewton([F], [u], [bcs], "border_", comm, opts, border=border, rtol=1e-10, forcing="fixed",
                          eta_max=1e-12)
@@ -209,28 +221,14 @@ def test_bordered_newton_line_search_counts_the_constraint(comm):
     1/32. Counting G / I in the merit, Newton converges at second order: a
     handful of iterations, the constraint met, the field equation solved."""
     import ufl
-    from dolfinx import fem, mesh
+    from dolfinx import fem
     from petsc4py import PETSc
 
-    from solver.numerics.block_newton import BlockNewton, Border
+    from solver.numerics.block_newton import BlockNewton
 
-    msh = mesh.create_unit_square(comm, 16, 16)
-    V = fem.functionspace(msh, ("Lagrange", 1))
-    u, w = fem.Function(V), ufl.TestFunction(V)
-    F = (ufl.inner(ufl.grad(u), ufl.grad(w)) + u**3 * w) * ufl.dx
-    bottom = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[1], 0.0))
-    top = fem.locate_dofs_geometrical(V, lambda x: np.isclose(x[1], 1.0))
-    volt = fem.Constant(msh, PETSc.ScalarType(0.0))
-    bcs = [fem.dirichletbc(volt, top, V), fem.dirichletbc(PETSc.ScalarType(0.0), bottom, V)]
-    unit = [fem.dirichletbc(PETSc.ScalarType(1.0), top, V), fem.dirichletbc(PETSc.ScalarType(0.0), bottom, V)]
     target = 1.5
-    area = fem.form(u * ufl.dx)
-
-    def constraint():
-        return msh.comm.allreduce(fem.assemble_scalar(area)) - target
-
-    border = Border(block=0, voltage=volt, bcs_unit=unit, g_form=fem.form(w * ufl.dx), g_depends_on_u=False,
-                    residual=constraint, scale=lambda: target)
+    u, F, volt, bcs, border, constraint = _bordered_square(comm, 16, cubic=True, target=target,
+                                                           scale=lambda: target)
     newton = BlockNewton([F], [u], [bcs], "border_ls_", comm, {"ksp_type": "preonly", "pc_type": "lu"},
                          border=border, rtol=1e-10, forcing="fixed", eta_max=1e-12, max_iterations=12,
                          reuse_preconditioner=False)
