@@ -23,7 +23,7 @@ from test_coupled import SMALL, _cfg, _rows
 
 
 def _mms_problem(n: int, comm, forcing="eisenstat_walker", overrides=None, sources=(1.0,), lag_jacobian=0.0,
-                 carry_jacobian=False, fields=None):
+                 carry_jacobian=False, fields=None, max_iterations=25):
     """-div((1 + u^2) grad u) + (u - v) = s f_u, -lap v + (v - u) = s f_v on the unit
     square, u = u_e, v = v_e on the boundary; u_e = 1 + x^2 + 2 y^2,
     v_e = sin(pi x) sin(pi y); s = 1 is the manufactured solution. One solve per
@@ -59,7 +59,7 @@ def _mms_problem(n: int, comm, forcing="eisenstat_walker", overrides=None, sourc
             "fieldsplit_u_pc_type": "hypre", "fieldsplit_v_ksp_type": "preonly", "fieldsplit_v_pc_type": "hypre"}
     newton = BlockNewton([Fu, Fv], [u, v], bcs, "mms_", comm, opts, overrides=overrides, splits=("u", "v"),
                          rtol=1e-10, forcing=forcing, eta_max=1e-2, lag_jacobian=lag_jacobian,
-                         carry_jacobian=carry_jacobian)
+                         carry_jacobian=carry_jacobian, max_iterations=max_iterations)
     for value in sources:
         s.value = value
         stats = newton.solve(scales=[None, None], rtols=[1e-10, 1e-10], update_test=[True, True])
@@ -158,6 +158,30 @@ def test_a_carried_jacobian_starts_the_next_solve_and_reaches_the_same_solution(
     # measured (5, 5), (1, 1), (1, 0): the second solve starts from the first's last J, assembled
     # far from its solution, and assembles again; the third runs on the second's factorisation
     assert sum(c for _, c in counts[1:]) < sum(lag for lag, _ in counts[1:]) and min(c for _, c in counts[1:]) == 0, counts
+
+
+@pytest.mark.mpi
+def test_a_chord_too_slow_for_the_iterations_left_assembles_the_jacobian_again(comm):
+    """``lag_jacobian`` 0.3 with a direct solve, from u = v = 0: the chord steps
+    contract by ~0.2 per iteration (measured: 18 iterations, 5 Jacobians, to
+    the tolerance 1e-10 with 25 allowed). With 10 allowed such a chord would run
+    out of iterations (it failed before); now an iteration whose rate cannot
+    reach the tolerance in the iterations left assembles J again, and the solve
+    converges within 10 to the solution of the Newton that assembles J at every
+    iteration (u and v to 1e-8), still with chord steps in between."""
+    lu = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+    fresh, roomy, tight = [], [], []
+    _mms_problem(16, comm, overrides=lu, fields=fresh)
+    _mms_problem(16, comm, overrides=lu, lag_jacobian=0.3, max_iterations=25, fields=roomy)
+    _mms_problem(16, comm, overrides=lu, lag_jacobian=0.3, max_iterations=10, fields=tight)
+    (_, uf, vf), (s25, _, _), (s10, ut, vt) = fresh[0], roomy[0], tight[0]
+    # with room to spare the chord crawls to the end (the rule does not assemble early)
+    assert s25.iterations > 10 and s25.jacobians < s25.iterations / 2, s25
+    assert s10.iterations <= 10 and s10.jacobians < s10.iterations and s10.jacobians > s25.jacobians, s10
+    for a, b in ((uf, ut), (vf, vt)):
+        diff = np.sqrt(comm.allreduce(float(np.sum((a - b) ** 2))))
+        norm = np.sqrt(comm.allreduce(float(np.sum(a**2))))
+        assert diff <= 1e-8 * norm, (diff, norm)
 
 
 def _bordered_square(comm, n, cubic, target, scale=None):
