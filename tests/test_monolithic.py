@@ -362,6 +362,36 @@ def test_lagged_fracture_coupling_converges_at_first_order_in_dt(comm, shared_tm
 
 
 @pytest.mark.mpi
+def test_a_failed_coupled_newton_goes_to_the_staggered_scheme_unless_the_fallback_is_none(comm, shared_tmp):
+    """The small five-field case with a coupled Newton that fails (its step
+    raises SolveError): with ``solver.newton.fallback: staggered`` (the
+    default) the staggered scheme takes the step, counted; with ``none`` the
+    SolveError reaches the caller (the time loop, which cuts dt) and no
+    staggered step is made."""
+    from solver.coupling.staggered import CoupledSolver
+    from solver.numerics.linalg import SolveError
+    from solver.run import RunContext
+
+    def failing(t, dt):
+        raise SolveError("coupled Newton did not converge (forced by the test)")
+
+    for fallback in ("staggered", "none"):
+        cfg = _cfg([f"solver.newton.fallback={fallback}"])
+        cs = CoupledSolver(RunContext(cfg, shared_tmp / fallback, comm))
+        assert cs.monolithic is not None
+        cs.monolithic.step = failing
+        cs.save_state()
+        if fallback == "staggered":
+            info = cs.step(0.01, 0.01)
+            assert info["staggered_fallback"] == 1 and cs.staggered_fallbacks == 1, info
+            assert info["stagger_iterations"] >= 2, info  # the staggered scheme iterated the step
+        else:
+            with pytest.raises(SolveError, match="forced by the test"):
+                cs.step(0.01, 0.01)
+            assert cs.staggered_fallbacks == 0
+
+
+@pytest.mark.mpi
 def test_coupled_newton_converges_on_a_na_pocket_with_p2_mechanics_and_the_interface_traction(comm, shared_tmp):
     """The Na pocket of test_coupled.POCKET (coupling_pressure 'normal',
     P2 displacements) on a coarse mesh, potentiostatic 0.1 V, seven steps

@@ -672,6 +672,10 @@ class Newton(Section):
         "last step's Jacobian (and, with a direct solver, its factors) when that one's last iteration still reduced "
         "the residual by lag_jacobian and dt changed by less than 25%; convergence is judged on the residual as "
         "always (docs/studies/coupling-cost.md)")
+    fallback: Literal["staggered", "none"] = Field(
+        "staggered", description="monolithic coupling: a step whose coupled Newton fails is retried with the "
+        "staggered scheme ('staggered') before dt is cut, or dt is cut at once ('none'); at specimen scale the "
+        "staggered retry failed whenever the coupled Newton had (9 of 9, ~30 s each at 500k DOFs)")
     predictor: Literal["rate", "none"] = Field(
         "none", description="monolithic coupling, initial guess of a step: 'rate' takes xi_n + min(dt, dt_n) "
         "(dxi/dt)_n (the last step's metal rate, clipped to [0, 1]), 'none' the committed state. 'rate' saved "

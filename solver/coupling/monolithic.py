@@ -33,7 +33,7 @@ tol_d. Coupled iterations per step = these passes (1 when no crack moves).
 A coupled Newton that fails (no convergence, a non-finite residual) does not
 cut dt at once: ``CoupledSolver.step`` retries the step with the staggered
 scheme (logged, column ``staggered_fallback``), and only if that fails too is
-dt cut.
+dt cut; with ``solver.newton.fallback: none`` dt is cut at once.
 
 Both schemes evaluate the pressure the kinetics see at the quadrature points
 of the electrochemistry residual (the staggered scheme through a quadrature

@@ -224,6 +224,8 @@ class CoupledSolver:
             try:
                 return self.monolithic.step(t, dt)
             except SolveError as exc:
+                if self.cfg.solver.newton.fallback == "none":
+                    raise  # the time loop restores the state and cuts dt
                 # the reference scheme takes the step before dt is cut (logged, counted)
                 self.restore_state()
                 self.staggered_fallbacks += 1
