@@ -424,16 +424,16 @@ class BlockNewton:
             return float(np.sqrt(sum((ri / si) ** 2 for ri, si in zip(norms, sc)) + g_rel**2))
 
         def distance(norms, g_rel):
-            # how far from converged: the largest residual over its tolerance (<= 1: converged)
+            # how far from converged: the largest residual over its tolerance (<= 1: converged);
+            # the constraint counts when it has a scale
             d = max(ri / (rt * si) for ri, rt, si in zip(norms, rtols, sc))
             if bd is not None and bd.scale is not None:
                 d = max(d, abs(g_rel) / rtols[bd.block])
             return d
 
         def converged(norms):
-            # the constraint too, when it has a scale: G / I within the rtol of its block
-            g_ok = bd is None or bd.scale is None or abs(g_r) <= rtols[bd.block]
-            return g_ok and all(ri <= rt * si for ri, rt, si in zip(norms, rtols, sc))
+            # every block within its tolerance, and the constraint G / I within its block's rtol
+            return distance(norms, g_r) <= 1.0
 
         st.residuals.append(merit(r, g_r))
         if (max(r) == 0.0 and g_r == 0.0) or (converged(r) and all(s_ is not None for s_ in scales)):
