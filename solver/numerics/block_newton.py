@@ -519,7 +519,7 @@ class BlockNewton:
                 raise SolveError(f"{self.name} Newton: residual is not finite")
             dV_small = bd is None or abs(dV) <= self.rtol * max(1.0, abs(V0))
             ok = [ri <= rt * si or sm for ri, rt, si, sm in zip(r, rtols, sc, small)]
-            if all(ok) and dV_small or converged(r):
+            if all(ok) and dV_small or dist <= 1.0:  # dist: converged(r), computed above
                 self.jacobian_valid = last_ratio <= self.lag_jacobian
                 return self._done(st)
         raise SolveError(f"{self.name} Newton did not converge in {self.max_it} iterations (scaled residuals "
