@@ -125,6 +125,9 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     log.info(f"nacrack {__version__}: run '{cfg.name}' on {comm.size} rank(s) -> {ctx.outdir}")
     code = EXIT_OK
     from petsc4py import PETSc  # noqa: F401  PetscInitialize sets its signal handlers first; ours replace them
+    from .numerics.memory import allow_mmap
+
+    allow_mmap()  # after PetscInitialize: freed LU factors go back to the system (numerics/memory.py)
     keep_summary = False
     with signals_request_stop():
         try:

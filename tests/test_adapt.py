@@ -488,7 +488,8 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
     model between them is gone once replaced."""
     import weakref
 
-    from solver.mesh.adapt import MeshAdapter, release_memory
+    from solver.mesh.adapt import MeshAdapter
+    from solver.numerics.memory import release_memory
     from solver.run import RunContext, build_model
 
     cfg = _cfg(overrides=["solver.petsc.coupled.ksp_type=preonly", "solver.petsc.coupled.pc_type=lu"])
@@ -507,6 +508,45 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
     assert gone() is None, "the replaced model is still alive"
     second.save_state()
     second.solve(0.02, 0.01)  # the new model works on its own
+
+
+@pytest.mark.mpi
+def test_the_run_loop_frees_every_model_a_remesh_replaces(comm, shared_tmp, monkeypatch):
+    """The time loop must let go of a replaced model before it calls
+    release_memory, on both paths: the remesh after an accepted step, and a
+    step redone on a new mesh because its trial state left the refined band.
+    Until 2026-12-07 the loop held the model of the step's start in a local
+    variable through the end-of-step remesh, so one old model (its LU factors
+    included) outlived every release. Here the third step's trial state is
+    made to escape once (mesh.adapt.max_redo = 1); after every release no
+    replaced model may still be alive."""
+    import weakref
+
+    import solver.time.loop as loop
+    from solver.mesh.adapt import MeshAdapter
+    from solver.run import run
+
+    replaced, alive_after_release = [], []
+    real_adapt, real_release = MeshAdapter.adapt, loop.release_memory
+
+    def adapt(self, model, step=0, band=None):
+        new = real_adapt(self, model, step, band)
+        if new is not model:
+            replaced.append(weakref.ref(model))
+        return new
+
+    def release(c):
+        real_release(c)
+        alive_after_release.append(sum(r() is not None for r in replaced))
+
+    escapes = iter([False, False, True])  # the same answers on every rank (the real check is collective)
+    monkeypatch.setattr(MeshAdapter, "adapt", adapt)
+    monkeypatch.setattr(MeshAdapter, "escaped", lambda self, model: next(escapes, False))
+    monkeypatch.setattr(loop, "release_memory", release)
+    assert run(_cfg(overrides=["mesh.adapt.max_redo=1"]), shared_tmp, comm=comm) == 0
+    redone = [int(float(r["redo"])) for r in _rows(shared_tmp)]
+    assert sum(redone) == 1 and len(replaced) >= 2, (redone, len(replaced))
+    assert len(alive_after_release) == len(replaced) and max(alive_after_release) == 0, alive_after_release
 
 
 @pytest.mark.mpi

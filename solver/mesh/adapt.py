@@ -390,27 +390,6 @@ def transfer_state(old, new, padding: float) -> dict:
     return stats
 
 
-def release_memory(comm=MPI.COMM_WORLD) -> None:
-    """Free a replaced model now (collective on ``comm``). Its forms, solvers
-    and PETSc matrices (with their LU factors) hang in reference cycles
-    (closures that hold the model), which only the cyclic garbage collector
-    frees, and it runs on Python allocation counts, not on the memory held in
-    C; and on more than one rank petsc4py parks the PETSc objects it
-    collects until a collective cleanup. Without this a 250-grain run of
-    configs/specimen.yaml grew to 12 GB per rank over 51 remeshes and was
-    killed; 64 grains at step 86 on 2 ranks: 1.13 GB per rank, 0.47 GB with
-    it (1 rank, step 70: 1.37 GB, 0.56 GB)."""
-    import gc
-
-    from petsc4py import PETSc
-
-    gc.collect()
-    # on a parallel communicator petsc4py does not destroy a collected object
-    # at once (the destroy is collective, the collection is not): it parks it
-    # until this collective call
-    PETSc.garbage_cleanup(comm)
-
-
 # --------------------------------------------------------------------------
 class MeshAdapter:
     """Remeshes a model every ``mesh.adapt.every`` steps (see module docstring)."""
@@ -551,8 +530,7 @@ class MeshAdapter:
             if new is model:
                 info = model.solve(t_new, h)  # restored: solve again on the same mesh (nothing else to refine)
                 break
-            model = new
-            release_memory(self.ctx.comm)
+            model = new  # the replaced model is freed by the caller (release_memory, once it lets go of it)
             model.save_state()
             info = model.solve(t_new, h)
             redo += 1

@@ -27,8 +27,8 @@ from ..config import Config
 from ..io import checkpoint
 from ..io.log import Progress, get_logger
 from ..io.xdmf import FieldWriter
-from ..mesh.adapt import release_memory
 from ..numerics.linalg import SolveError
+from ..numerics.memory import release_memory, resident_mib
 from .stepping import StepSizeController, schedule_breakpoints
 from .stop import Interrupted, check_stop
 
@@ -77,13 +77,16 @@ def run_time_loop(ctx, model) -> None:
             try:
                 with ctx.phase(model.solve_phase) if model.solve_phase else nullcontext():
                     if adapter is not None and cfg.mesh.adapt.max_redo:
-                        before = model  # a step whose crack escapes the refined band is redone on a new mesh
-                        model, info = adapter.solve_step(model, t + h, h, step)
+                        # a step whose crack escapes the refined band is redone on a new mesh
+                        new, info = adapter.solve_step(model, t + h, h, step)
                         info = {**info, "redo": adapter.last_redo}  # solves redone on a refined mesh (scalars.csv)
-                        if model is not before:
+                        if new is not model:
+                            model = new
                             ctx.dofs = model.dofs_by_field()
                             writer.close()  # one fields_NNNN.xdmf per mesh
                             writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
+                            release_memory(ctx.comm)  # the replaced model(s), now nothing refers to them
+                        del new
                     else:
                         info = model.solve(t + h, h)
                 ok = 1
@@ -114,7 +117,8 @@ def run_time_loop(ctx, model) -> None:
             step += 1
             ctx.steps, ctx.time = step, t
             row = {"step": step, "time_s": t, "dt_s": h, **model.scalars(t), **info,
-                   "wall_s": ctx.wall(), "step_wall_s": time.perf_counter() - t_wall}
+                   "wall_s": ctx.wall(), "step_wall_s": time.perf_counter() - t_wall,
+                   "memory_max_MiB": ctx.comm.allreduce(resident_mib(), op=MPI.MAX)}
             with ctx.phase("output"):
                 ctx.scalars.append(row)
                 if step % cfg.output.every == 0:
@@ -138,11 +142,12 @@ def run_time_loop(ctx, model) -> None:
                     new = adapter.adapt(model, step)  # AdaptError: stops with the old model checkpointed
                 if new is not model:
                     model = new
-                    release_memory(ctx.comm)  # the old model's PETSc matrices and LU factors, now
                     ctx.dofs = model.dofs_by_field()
                     with ctx.phase("output"):
                         writer.close()  # one fields_NNNN.xdmf per mesh
                         writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
+                    release_memory(ctx.comm)  # the old model's PETSc matrices and LU factors, now
+                    with ctx.phase("output"):
                         writer.write(model.output_functions(), t)
                         written_t = t
                         checkpoint.write_checkpoint(model, ckdir, cfg, step, t, control.dt, {})
