@@ -173,3 +173,23 @@ def test_the_zoom_window_frames_the_tallest_deposit_of_a_specimen_and_not_a_smal
     small, _ = _grid(10.0, 10.0, 20)
     assert deposit_window(small, {"metal": (small[:, 1] <= 8).astype(float)}) is None
     assert deposit_window(points, {"metal": np.zeros(len(points))}) is None
+
+
+def test_report_draws_a_run_directory_that_has_only_later_mesh_segments(tiny_run, tmp_path):
+    """A run continued in a directory of its own from a copied checkpoint on
+    an adapted mesh has fields_NNNN.xdmf segments but no fields.xdmf (the
+    file of the first mesh): the report still draws its snapshots and its
+    animation from the segments (until 2026-12-07 it drew none)."""
+    from solver.report import figures as rep
+
+    run = tmp_path / "continued"
+    run.mkdir()
+    for name in ("scalars.csv", "summary.json", "fields.h5"):
+        shutil.copy(tiny_run / name, run / name)
+    shutil.copy(tiny_run / "fields.xdmf", run / "fields_0007.xdmf")  # still refers to fields.h5
+    assert rep.report(run) == 0
+    figs = run / "figures"
+    times = _output_times(tiny_run)
+    assert sorted(p.name for p in figs.glob("snapshot_t*.png")), list(figs.iterdir())
+    assert (figs / "animation.gif").exists()
+    assert f"animation: {len(times)} frames of {len(times)} output times" in (run / "report.txt").read_text()

@@ -187,21 +187,20 @@ def animate(directory: Path, figs: Path, mp4: bool = True, max_frames: int = MAX
     """Write figs/animation.gif (and figs/animation.mp4 if ffmpeg exists)
     from every output time of directory/fields.xdmf. Returns the metadata
     (see the module doc), or None when there is nothing to animate (no
-    fields.xdmf, or a 3D run without a display or Xvfb). A 3D run
+    field file, or a 3D run without a display or Xvfb). A 3D run
     (tetrahedra) is drawn with pyvista, at most MAX_FRAMES_3D frames
     (solver/report/render3d.py); its metadata has grain_boundary_faces
     instead of grain_boundary_segments and no first_frame pixels."""
 
     from ..io.series import RunSeries
 
-    xdmf = Path(directory) / "fields.xdmf"
-    if not xdmf.exists():
-        return None
     figs = Path(figs)
     frames, times, first_pixels = [], [], None
     renderer = None
-    with RunSeries(xdmf.parent) as series:
-        if len(series) and series.frame(0).cell_type == "tetrahedron":
+    with RunSeries(Path(directory)) as series:  # fields.xdmf and the segments of later meshes, whichever exist
+        if not len(series):
+            return None
+        if series.frame(0).cell_type == "tetrahedron":
             return _animate_3d(series, figs, mp4, min(max_frames, MAX_FRAMES_3D), fps)
         for k in _frame_indices(len(series), max_frames):
             fr = series.frame(k)
