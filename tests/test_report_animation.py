@@ -175,6 +175,24 @@ def test_the_zoom_window_frames_the_tallest_deposit_of_a_specimen_and_not_a_smal
     assert deposit_window(points, {"metal": np.zeros(len(points))}) is None
 
 
+def test_a_tree_across_the_specimen_gets_a_zoom_on_its_tip():
+    """Near a short circuit the tallest tree spans most of a 400 x 200 um
+    specimen (a trunk at x = 320 um up to y = 195 um, a branch 150 um to
+    either side): the window of the whole tree would show more than 30% of
+    the domain, so the zoom is on the tip: a 60 um square (0.3 x 200 um)
+    centred on x = 320 um, its top at the domain's top (195 + 6 > 200 um).
+    A square that would cross the domain's side is moved inside it."""
+    from solver.report.figures import TIP_ZOOM_MIN_POINTS, deposit_window
+
+    points, _ = _grid(400.0, 200.0, 200)
+    assert len(points) >= TIP_ZOOM_MIN_POINTS
+    x, y = points[:, 0], points[:, 1]
+    for xt, want_x0 in ((320.0, 290.0), (390.0, 340.0)):
+        tree = ((np.abs(x - xt) <= 0.5) & (y <= 195)) | ((np.abs(y - 40) <= 2.5) & (np.abs(x - xt) <= 150))
+        box = deposit_window(points, {"metal": tree.astype(float)})
+        assert box == pytest.approx((want_x0, want_x0 + 60.0, 140.0, 200.0)), box
+
+
 def test_report_draws_a_run_directory_that_has_only_later_mesh_segments(tiny_run, tmp_path):
     """A run continued in a directory of its own from a copied checkpoint on
     an adapted mesh has fields_NNNN.xdmf segments but no fields.xdmf (the

@@ -157,15 +157,22 @@ def _draw_snapshot(path: Path, points, tri, pdata, cdata, t: float) -> bool:
     return True
 
 
+TIP_ZOOM_MIN_POINTS = 20_000  # below this the whole-domain snapshot resolves the tip already
+
+
 def deposit_window(points: np.ndarray, pdata: dict, max_fraction: float = 0.3):
     """The window (x0, x1, y0, y1) [um] of a zoom on the tallest deposit, or
-    None when there is no metal or the window would show more than
-    ``max_fraction`` of the domain (a small domain: the snapshots show the
-    deposit already). The tallest deposit's tip is the metal point
-    (xi > 0.5) of largest y; the window runs from the plating electrode (the
-    domain's lowest y) to a fifth of the deposit height above the tip, and
-    spans the metal and damage (d > 0.5) within that height of the tip's x,
-    and at least 0.8 times its height."""
+    None when there is no metal. The tallest deposit's tip is the metal
+    point (xi > 0.5) of largest y; the window runs from the plating
+    electrode (the domain's lowest y) to a fifth of the deposit height above
+    the tip, and spans the metal and damage (d > 0.5) within that height of
+    the tip's x, and at least 0.8 times its height. When that window would
+    show more than ``max_fraction`` of the domain (a tree across the
+    specimen, near its short circuit) the zoom is on the tip alone: a square
+    of ``max_fraction`` times the domain's smaller side, centred on the tip's
+    x, its top a tenth of its side above the tip, on meshes of at least
+    ``TIP_ZOOM_MIN_POINTS`` points; on smaller ones None (the snapshots show
+    the deposit already)."""
     xi = np.asarray(pdata.get("metal", [])).ravel()
     if xi.size == 0 or not np.any(xi > 0.5):
         return None
@@ -178,9 +185,14 @@ def deposit_window(points: np.ndarray, pdata: dict, max_fraction: float = 0.3):
     near = (metal | (d > 0.5)) & (np.abs(xy[:, 0] - xt) <= y1 - lo[1])
     half = max(0.4 * (y1 - lo[1]), 1.1 * np.abs(xy[near, 0] - xt).max())
     x0, x1 = max(lo[0], xt - half), min(hi[0], xt + half)
-    if (x1 - x0) * (y1 - lo[1]) > max_fraction * np.prod(hi - lo):
+    if (x1 - x0) * (y1 - lo[1]) <= max_fraction * np.prod(hi - lo):
+        return (float(x0), float(x1), float(lo[1]), float(y1))
+    if len(xy) < TIP_ZOOM_MIN_POINTS:
         return None
-    return (float(x0), float(x1), float(lo[1]), float(y1))
+    side = max_fraction * float(min(hi - lo))
+    top = min(float(hi[1]), yt + 0.1 * side)
+    x0 = min(max(float(lo[0]), xt - 0.5 * side), float(hi[0]) - side)
+    return (x0, x0 + side, max(float(lo[1]), top - side), top)
 
 
 def crop(frame, box):
