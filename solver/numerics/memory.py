@@ -33,13 +33,9 @@ def allow_mmap() -> bool:
     freeing one returns it to the system. Call after PETSc is initialised (the
     library that turns mmap off is loaded with it). Returns False where there is
     no glibc mallopt (the call is then a no-op)."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None else None
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
     except (OSError, AttributeError):
-        return False
-    if mallopt is None:
         return False
     ok = mallopt(_M_MMAP_MAX, MMAP_MAX) == 1
     ok &= mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1  # a fixed threshold (no dynamic raise)

@@ -82,10 +82,7 @@ def run_time_loop(ctx, model) -> None:
                         info = {**info, "redo": adapter.last_redo}  # solves redone on a refined mesh (scalars.csv)
                         if new is not model:
                             model = new
-                            ctx.dofs = model.dofs_by_field()
-                            writer.close()  # one fields_NNNN.xdmf per mesh
-                            writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
-                            release_memory(ctx.comm)  # the replaced model(s), now nothing refers to them
+                            writer = _on_new_mesh(ctx, writer, model)
                         del new
                     else:
                         info = model.solve(t + h, h)
@@ -142,12 +139,8 @@ def run_time_loop(ctx, model) -> None:
                     new = adapter.adapt(model, step)  # AdaptError: stops with the old model checkpointed
                 if new is not model:
                     model = new
-                    ctx.dofs = model.dofs_by_field()
                     with ctx.phase("output"):
-                        writer.close()  # one fields_NNNN.xdmf per mesh
-                        writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
-                    release_memory(ctx.comm)  # the old model's PETSc matrices and LU factors, now
-                    with ctx.phase("output"):
+                        writer = _on_new_mesh(ctx, writer, model)
                         writer.write(model.output_functions(), t)
                         written_t = t
                         checkpoint.write_checkpoint(model, ckdir, cfg, step, t, control.dt, {})
@@ -175,6 +168,18 @@ def run_time_loop(ctx, model) -> None:
                 except Exception as exc:  # never hide the original error
                     log.info(f"could not write the last fields: {exc}")
             writer.close()
+
+
+def _on_new_mesh(ctx, writer, model) -> FieldWriter:
+    """After ``model`` replaced the model of an older mesh (the caller holds
+    no reference to the old one any more): its DOFs, a field file of its own
+    (one fields_NNNN.xdmf per mesh) and the old model's PETSc matrices and LU
+    factors freed now. Returns the new writer."""
+    ctx.dofs = model.dofs_by_field()
+    writer.close()
+    writer = FieldWriter(_fields_path(ctx.outdir, model), model.domain.mesh)
+    release_memory(ctx.comm)
+    return writer
 
 
 def _fields_path(outdir, model):
