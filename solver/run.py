@@ -127,9 +127,9 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     from petsc4py import PETSc  # noqa: F401  PetscInitialize sets its signal handlers first; ours replace them
     from .numerics.memory import allow_mmap
 
-    allow_mmap()  # after PetscInitialize: freed LU factors go back to the system (numerics/memory.py)
     keep_summary = False
     with signals_request_stop():
+        allow_mmap()  # after PetscInitialize: freed LU factors go back to the system (numerics/memory.py)
         try:
             _run_problem(ctx)
         except Interrupted as exc:

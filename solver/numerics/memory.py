@@ -17,7 +17,6 @@ of remeshes rather than with the mesh:
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 from mpi4py import MPI
 
@@ -33,8 +32,8 @@ def allow_mmap() -> bool:
     freeing one returns it to the system. Call after PETSc is initialised (the
     library that turns mmap off is loaded with it). Returns False where there is
     no glibc mallopt (the call is then a no-op)."""
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    try:  # the process's own symbols (libc among them): no library search, no subprocess
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     ok = mallopt(_M_MMAP_MAX, MMAP_MAX) == 1
