@@ -34,6 +34,7 @@ class RunContext:
             (self.outdir / "log.txt").unlink(missing_ok=True)
         self.log = setup_logging(self.outdir / "log.txt", comm)
         self.timers = {p: 0.0 for p in PHASES}
+        self.blas = "not checked"  # the BLAS library MUMPS runs on (numerics/blas.py)
         self.t0 = time.perf_counter()
         self.scalars = ScalarTable(self.outdir / "scalars.csv", comm)
         self.dofs: dict[str, int] = {}
@@ -80,7 +81,8 @@ class RunContext:
             "dofs": self.dofs,
             "wall_time_s": self.wall(),
             "wall_split_s": dict(self.timers),
-            "versions": {"solver": __version__, "dolfinx": dolfinx.__version__, "petsc": petsc_version},
+            "versions": {"solver": __version__, "dolfinx": dolfinx.__version__, "petsc": petsc_version,
+                         "blas": self.blas},
             "config_hash": self.cfg.config_hash(),
             "physics_hash": self.cfg.physics_hash(),
             "units": {"coordinates": "um (fields.xdmf)", "time": "s", "scalars": "SI, units in column names"},
@@ -130,6 +132,7 @@ def run(cfg: Config, outdir: Path | None = None, restart: bool = False, comm: MP
     keep_summary = False
     with signals_request_stop():
         allow_mmap()  # after PetscInitialize: freed LU factors go back to the system (numerics/memory.py)
+        _log_blas(ctx, log)
         try:
             _run_problem(ctx)
         except Interrupted as exc:
@@ -182,6 +185,19 @@ def build_model(ctx: RunContext, domain=None):
     from .coupling.staggered import CoupledSolver
 
     return CoupledSolver(ctx, domain=domain)
+
+
+def _log_blas(ctx: RunContext, log) -> None:
+    """Log the BLAS in use (into summary.json too); warn about the reference BLAS."""
+    from .numerics.blas import blas_in_use
+
+    name, optimised = blas_in_use()
+    ctx.blas = name
+    if optimised:
+        log.info(f"BLAS: {name}")
+    else:
+        log.warning(f"BLAS: {name}: direct solves (MUMPS) run ~3.5x slower than with an optimised BLAS; "
+                    "install OpenBLAS (Debian: libopenblas0-serial, as docker/packages.txt does)")
 
 
 def _run_problem(ctx: RunContext) -> None:
