@@ -172,6 +172,55 @@ def test_step_controller_sets_no_bound_after_a_cascade_or_a_max_dd_rejection():
     assert control.bound == 0.8 * h
 
 
+@pytest.mark.parametrize("dxi_target", [None, 0.07])
+def test_step_controller_steers_dt_by_the_metal_change(dxi_target):
+    """A front whose metal change per step is proportional to the step,
+    c = h / 100 s (a steady interface velocity), limit max_dxi = 0.1 (so
+    h <= 10 s), 60 attempts from dt = 1 s. The fixed factors (growth 1.5,
+    cut-back 0.5) grow into the limit, are rejected, halve, grow again:
+    measured 20 of 60 attempts rejected, 269 s covered. With dxi_target
+    0.07 the steps settle at h = 7 s (c = x) with no rejection: the analytic
+    h* = x / (c/h) = 7 s is reached at the 6th step and held, 398 s covered
+    by the same 60 attempts. A step rejected with a change of 0.103 is
+    retried at 0.07 / 0.103 of its size."""
+    from types import SimpleNamespace
+
+    from solver.time.stepping import StepSizeController
+
+    cfg = SimpleNamespace(t_end=1e6, dt=1.0, dt_max=None, dt_min=1e-8, growth=1.5, cutback=0.5, bound_growth=1.02,
+                          dxi_target=dxi_target)
+    control, t, rejected, hs = StepSizeController(cfg), 0.0, 0, []
+    for _ in range(60):
+        h = control.step(t)
+        change = h / 100.0
+        if change > 0.1:
+            rejected += 1
+            control.reject(h, bound=False, change=change)
+            continue
+        t += h
+        hs.append(h)
+        control.accept(True, h, change=change)
+    if dxi_target is None:
+        assert rejected >= 10 and t < 300.0, (rejected, t)  # measured: 20, 269 s
+    else:
+        assert rejected == 0
+        assert all(h == pytest.approx(7.0, rel=1e-12) for h in hs[6:])  # 1, 1.5, 2.25, 3.4, 5.1, 7
+        assert t > 380.0  # 6 growing steps + 54 x 7 s
+        control.reject(10.3, bound=False, change=0.103)
+        assert control.dt == pytest.approx(10.3 * 0.07 / 0.103, rel=1e-12)
+        control.reject(10.3, bound=False, change=1.0)  # a cascade: at least 0.2 h
+        assert control.dt == pytest.approx(0.2 * 10.3)
+        control.reject(10.3, bound=True, change=0.103)  # a failed solve: the cut-back
+        assert control.dt == pytest.approx(0.5 * 10.3)
+
+
+def test_dxi_target_above_max_dxi_is_refused():
+    from solver.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="time.dxi_target"):
+        load_config("configs/macro_fractal.yaml", ["time.dxi_target=0.2"])
+
+
 def test_bound_growth_between_0_and_1_is_refused():
     from solver.config import ConfigError, load_config
 

@@ -592,6 +592,11 @@ class TimeConfig(Section):
     max_steps: int = Field(100000, ge=1)
     max_dxi: Annotated[float, Field(gt=0.0)] = Field(0.1, description="largest |dxi| per step [-]")
     max_dd: Annotated[float, Field(gt=0.0)] = Field(0.2, description="largest |dd| per step [-]")
+    dxi_target: Optional[Annotated[float, Field(gt=0.0)]] = Field(
+        None, description="steer dt by the metal's change per step: after each step dt = h target / max|dxi| "
+        "(at most growth x h, and only up to h after a hard step; at least cutback x h), and a step rejected by "
+        "max_dxi is retried at h target / max|dxi| (0.2-0.9 h) instead of cutback x h; at most max_dxi "
+        "(docs/studies/coupling-cost.md). None: grow by growth after easy steps, cut by cutback")
     short_circuit_distance: Annotated[float, _quantity("length"), Field(ge=0)] = Field(
         0.0, description="short circuit when metal comes this close to the counter electrode [m]"
     )
@@ -602,6 +607,8 @@ class TimeConfig(Section):
             raise ValueError(f"time.bound_growth = {self.bound_growth:g}: expected 0 (off) or >= 1")
         if self.dt_min > self.dt:
             raise ValueError(f"dt_min = {self.dt_min:g} s is larger than dt = {self.dt:g} s")
+        if self.dxi_target is not None and self.dxi_target > self.max_dxi:
+            raise ValueError(f"time.dxi_target = {self.dxi_target:g}: expected at most time.max_dxi = {self.max_dxi:g}")
         return self
 
 

@@ -188,7 +188,7 @@ class MonolithicCoupling:
                                     f"{st.max_iterations} passes (dd {dd:.2e})")
         info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
                 "coupled_solves": solves, "coupled_jacobians": jacobians, "staggered_fallback": 0,
-                "problems": problems, "converged": converged}
+                "problems": problems, "converged": converged, "xi_change": cs.xi_change}
         if ec.galvanostatic:
             info["voltage_sensitivity_solves"] = sens
         if cs.frac is not None:

@@ -285,7 +285,7 @@ class CoupledSolver:
                                       f"staggered iteration not converged in {st.max_iterations} iterations "
                                       f"(dxi {dxi:.2e}, dd {dd:.2e}, mechanics residual {res_u:.2e})")
         info = {"stagger_iterations": k, "newton_iterations": newton, "krylov_iterations": krylov,
-                "problems": problems, "converged": converged}
+                "problems": problems, "converged": converged, "xi_change": self.xi_change}
         if self.frac is not None:
             info["fracture_iterations"] = self.fracture_subiterations
         return info
@@ -302,6 +302,7 @@ class CoupledSolver:
         elif not converged:
             problems.append(unconverged)
         change_xi = global_max_abs(self.xi.x.array - xi0, self.comm)
+        self.xi_change = change_xi  # scalars.csv xi_change; the step-size controller's time.dxi_target
         change_d = global_max_abs(self.d.x.array - d0, self.comm)
         if change_xi > cfg.time.max_dxi or change_d > cfg.time.max_dd:
             problems.append(f"max|dxi| = {change_xi:.3f} (limit {cfg.time.max_dxi}), "

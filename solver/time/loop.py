@@ -104,7 +104,7 @@ def run_time_loop(ctx, model) -> None:
                     log.info(f"step {step + 1} accepted at the smallest dt: {'; '.join(problems)}")
             if not ok:
                 model.restore_state()
-                above_min = control.reject(h, bound=failed)
+                above_min = control.reject(h, bound=failed, change=info.get("xi_change"))
                 log.info(f"step {step + 1} rejected ({reason}); dt -> {control.dt:.3e} s")
                 if not above_min:
                     raise SolveError(f"dt = {control.dt:.3e} s below dt_min = {cfg.time.dt_min:.3e} s at t = {t:.4e} s")
@@ -132,7 +132,7 @@ def run_time_loop(ctx, model) -> None:
                 ctx.extra["short_circuit"] = {"time_s": t, "location_m": where}
                 log.info(f"short circuit at t = {t:.4e} s, location {where}")
                 break
-            control.accept(easy, h)
+            control.accept(easy, h, change=info.get("xi_change"))
             if adapter is not None and not control.finished(t) and step < cfg.time.max_steps \
                     and adapter.due(step, model):
                 with ctx.phase("mesh"):
