@@ -154,7 +154,7 @@ def test_check_cli_missing_file_and_bad_set():
 def test_check_imports_no_dolfinx():
     """`check` stays light: never DOLFINx; petsc4py only for a config with
     solver.petsc options (checked against PETSc's own option database)."""
-    for config, petsc in (("configs/macro_fractal.yaml", False), ("configs/demo.yaml", True)):
+    for config, petsc in (("configs/macro_layer.yaml", False), ("configs/demo.yaml", True)):
         code = ("import sys; from solver.cli import main; rc = main(['check', %r]); "
                 "assert 'dolfinx' not in sys.modules, 'heavy import'; "
                 "assert ('petsc4py' in sys.modules) == %r, 'petsc4py'; sys.exit(rc)" % (config, petsc))
