@@ -188,7 +188,7 @@ def test_step_controller_steers_dt_by_the_metal_change(dxi_target):
     from solver.time.stepping import StepSizeController
 
     cfg = SimpleNamespace(t_end=1e6, dt=1.0, dt_max=None, dt_min=1e-8, growth=1.5, cutback=0.5, bound_growth=1.02,
-                          dxi_target=dxi_target)
+                          dxi_target=dxi_target, max_dxi=0.1)
     control, t, rejected, hs = StepSizeController(cfg), 0.0, 0, []
     for _ in range(60):
         h = control.step(t)
@@ -211,6 +211,8 @@ def test_step_controller_steers_dt_by_the_metal_change(dxi_target):
         control.reject(10.3, bound=False, change=1.0)  # a cascade: at least 0.2 h
         assert control.dt == pytest.approx(0.2 * 10.3)
         control.reject(10.3, bound=True, change=0.103)  # a failed solve: the cut-back
+        assert control.dt == pytest.approx(0.5 * 10.3)
+        control.reject(10.3, bound=False, change=0.05)  # rejected for another reason (max_dd): the cut-back
         assert control.dt == pytest.approx(0.5 * 10.3)
 
 

@@ -40,7 +40,7 @@ class StepSizeController:
     move smoothly, steers the target instead of the fixed factors:
 
         accepted:              dt = h min(g_max, x / c),  g_max = growth (easy) or 1 (hard), >= cutback h
-        rejected by max_dxi:   dt = h min(0.9, max(0.2, x / c))
+        rejected by max_dxi:   dt = h min(0.9, max(0.2, x / c))   (other rejections: cutback h)
 
     so the steps keep c near x instead of growing by ``growth`` into a
     max_dxi rejection and halving (macro_fractal: 124 of ~400 attempts
@@ -59,6 +59,7 @@ class StepSizeController:
         self.breakpoints = sorted(breakpoints)
         self.bound_growth = time_cfg.bound_growth
         self.dxi_target = getattr(time_cfg, "dxi_target", None)
+        self.max_dxi = getattr(time_cfg, "max_dxi", float("inf"))
         self.bound = None  # the rejection bound on the target [s] (None: none yet)
         self.last_h = None  # the last accepted step [s]
 
@@ -84,10 +85,11 @@ class StepSizeController:
         rejected by max_dxi / max_dd, or a failure at a size that had worked
         (the first of a cascade of cuts through a crack jump, or at dt_max),
         sets no bound: dt must grow back freely from the cuts. ``change``:
-        the step's max|dxi| when max_dxi rejected it (with ``dxi_target``, the
-        retry is sized by it)."""
+        the step's max|dxi|; when it broke max_dxi (and the solve did not
+        fail), ``dxi_target`` sizes the retry; any other rejection cuts by
+        ``cutback``."""
         self.dt = h * self.cutback
-        if self.dxi_target and change and not bound:
+        if self.dxi_target and change is not None and change > self.max_dxi and not bound:
             lo, hi = self.RETRY_RANGE
             self.dt = h * min(hi, max(lo, self.dxi_target / change))
         grown = self.last_h is not None and h > self.last_h * (1.0 + 1e-9)
