@@ -4,7 +4,10 @@ Each time step t_n -> t_n + dt, iterate until converged:
 
     (M) mechanics         u   with xi, d frozen    -> pressure p for (E)
     (E) electrochemistry  (xi, c~, phi) by Newton with u, d frozen
-    (F) fracture          history H, then d
+    (F) fracture          history H, then d; only once (M) and (E) have
+                          converged for the current d (or in the last
+                          iteration): damage is irreversible, and cells
+                          broken by an unconverged iterate stayed broken
 
 With ``solver.stagger.fracture_iterations`` = K > 1, stage (F) alternates
 mechanics and fracture up to K times at the frozen deposit until
@@ -265,7 +268,7 @@ class CoupledSolver:
                     newton += stats["newton_iterations"]
                     krylov += stats["krylov_iterations"]
                     self._copy_xi()
-            if self.frac is not None:
+            if self.frac is not None and self._fracture_ready(xi_prev, k):
                 krylov += self._fracture_stage(t)
             if n_fields == 1:
                 converged = True
@@ -289,6 +292,23 @@ class CoupledSolver:
         if self.frac is not None:
             info["fracture_iterations"] = self.fracture_subiterations
         return info
+
+    def _fracture_ready(self, xi_prev: np.ndarray, k: int) -> bool:
+        """Whether stage (F) runs in stagger iteration k: only once (M) and (E)
+        have converged for the current damage (max|xi_k - xi_k-1| <= tol_xi
+        and the mechanics residual with the new xi <= tol_u), or in the last
+        iteration. Damage is irreversible: a cell broken by an iterate that
+        has not converged stays broken. With (F) in every iteration,
+        macro_fractal's first step (dt = 1 s) broke 10.8 um of cracks at a
+        pressure of 8.09 MPa; from a converged (M, E), as the monolithic
+        scheme does, none (7.29 MPa; monolithic 7.23 MPa)."""
+        st = self.cfg.solver.stagger
+        if self.mech is None or self.ec is None or k >= st.max_iterations:
+            return True
+        if global_max_abs(self.xi.x.array - xi_prev, self.comm) > st.tol_xi:
+            return False
+        with self.ctx.phase("mechanics"):
+            return self.mech.residual_norm() <= st.tol_u
 
     def step_problems(self, xi0: np.ndarray, d0: np.ndarray, converged: bool, unconverged: str) -> list[str]:
         """Why the step that started from (xi0, d0) should be rejected: the coupled
