@@ -427,3 +427,43 @@ def test_coupled_newton_converges_on_a_na_pocket_with_p2_mechanics_and_the_inter
         dt *= 1.5
     assert max(its) <= 10, its
     assert float(cs.ec.scalars(t)["max_pressure_Pa"]) > 1e8  # the stress-kinetics feedback is at work
+
+
+@pytest.mark.mpi
+def test_staggered_fracture_stage_runs_only_from_a_converged_mechanics_and_electrochemistry(comm, shared_tmp):
+    """Damage is irreversible, so the staggered step runs (F) only in an
+    iteration whose (E) solve changed xi by at most tol_xi and whose
+    mechanics residual is within tol_u (or in the last iteration). On the
+    small five-field case the first iterations move xi by more than tol_xi:
+    (F) is skipped there (before the fix it ran in every iteration), and the
+    step still converges with d updated from the converged state."""
+    from solver.coupling.staggered import CoupledSolver
+    from solver.numerics.linalg import global_max_abs
+    from solver.run import RunContext
+
+    cfg = _cfg(["solver.coupling=staggered"])
+    cs = CoupledSolver(RunContext(cfg, shared_tmp / "f_after", comm))
+    assert cs.frac is not None and cs.mech is not None and cs.ec is not None
+    changes, calls = [], []
+    solve_ec, fracture_stage = cs.ec.solve, cs._fracture_stage
+
+    def ec_solve(t, dt):
+        before = cs.xi.x.array.copy()  # the last iterate's metal (the step copies it after each (E))
+        out = solve_ec(t, dt)
+        cs._copy_xi()
+        changes.append(global_max_abs(cs.xi.x.array - before, comm))
+        return out
+
+    def stage(t):
+        calls.append((len(changes), changes[-1], cs.mech.residual_norm()))
+        return fracture_stage(t)
+
+    cs.ec.solve, cs._fracture_stage = ec_solve, stage
+    cs.save_state()
+    info = cs.step(0.01, 0.01)
+    st = cfg.solver.stagger
+    assert info["converged"] and calls, (info, calls)
+    assert changes[0] > st.tol_xi  # the first iterate is not converged: (F) waits
+    assert len(calls) < info["stagger_iterations"], (calls, info)
+    for k, dxi, res in calls:
+        assert k == st.max_iterations or (dxi <= st.tol_xi and res <= st.tol_u), (k, dxi, res)
