@@ -124,7 +124,7 @@ def test_step_controller_stays_below_a_step_that_was_rejected(bound_growth):
     from solver.time.stepping import StepSizeController
 
     cfg = SimpleNamespace(t_end=1e6, dt=1.0, dt_max=None, dt_min=1e-8, growth=1.5, cutback=0.5,
-                          bound_growth=bound_growth)
+                          bound_growth=bound_growth, dxi_target=None, max_dxi=0.1)
     control, t, rejected, since, h_rejected = StepSizeController(cfg), 0.0, 0, None, None
     for _ in range(100):
         h = control.step(t)
@@ -154,7 +154,8 @@ def test_step_controller_sets_no_bound_after_a_cascade_or_a_max_dd_rejection():
 
     from solver.time.stepping import StepSizeController
 
-    cfg = SimpleNamespace(t_end=1e6, dt=1.0, dt_max=1.0, dt_min=1e-8, growth=1.5, cutback=0.5, bound_growth=1.02)
+    cfg = SimpleNamespace(t_end=1e6, dt=1.0, dt_max=1.0, dt_min=1e-8, growth=1.5, cutback=0.5, bound_growth=1.02,
+                          dxi_target=None, max_dxi=0.1)
     control = StepSizeController(cfg)
     control.accept(True, control.step(0.0))
     h = control.step(1.0)

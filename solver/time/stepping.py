@@ -58,8 +58,7 @@ class StepSizeController:
         self.growth, self.cutback = time_cfg.growth, time_cfg.cutback
         self.breakpoints = sorted(breakpoints)
         self.bound_growth = time_cfg.bound_growth
-        self.dxi_target = getattr(time_cfg, "dxi_target", None)
-        self.max_dxi = getattr(time_cfg, "max_dxi", float("inf"))
+        self.dxi_target, self.max_dxi = time_cfg.dxi_target, time_cfg.max_dxi
         self.bound = None  # the rejection bound on the target [s] (None: none yet)
         self.last_h = None  # the last accepted step [s]
 
