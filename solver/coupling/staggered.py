@@ -271,16 +271,17 @@ class CoupledSolver:
             # (F) leaves xi alone: its change and, while d stays, the mechanics
             # residual serve both the readiness of (F) and the convergence test
             dxi = global_max_abs(self.xi.x.array - xi_prev, self.comm) if n_fields > 1 else 0.0
-            res_u = None
+            measured = None  # the mechanics residual with the current d, if the readiness test took it
             if self.frac is not None:
-                ready, res_u = self._fracture_ready(dxi, k)
+                ready, measured = self._fracture_ready(dxi, k)
                 if ready:
                     krylov += self._fracture_stage(t)
-                    res_u = None  # d changed: measured again below
+                    measured = None  # d changed: measured again below
             if n_fields == 1:
                 converged = True
                 break
             dd = global_max_abs(self.d.x.array - d_prev, self.comm)
+            res_u = measured
             if res_u is None:
                 res_u = 0.0
                 if self.mech is not None and (self.frac is not None or self.ec is not None):
