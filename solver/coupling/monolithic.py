@@ -90,7 +90,11 @@ class MonolithicCoupling:
             eta_max=nw.forcing_max, reuse_preconditioner=nw.reuse_preconditioner,
             on_iteration=lambda: check_stop(self.comm),  # a stop request abandons the step under way
             lag_jacobian=nw.lag_jacobian, carry_jacobian=nw.carry_jacobian)
-        self.rtol_u = min(cfg.solver.stagger.tol_u, mech.newton_rtol * 100.0)
+        # the mechanics block converges at coupled_rtol of its force scale, as the
+        # electrochemistry at coupled_rtol of its first residual; never tighter
+        # than 100 mechanics.newton_rtol (its round-off floor), never looser
+        # than stagger.tol_u
+        self.rtol_u = min(cfg.solver.stagger.tol_u, max(nw.coupled_rtol, mech.newton_rtol * 100.0))
         self._sensitivity_dt = None  # the dt at which the voltage sensitivity was last solved
         self._jacobian_dt = None  # the dt of the last assembled coupled Jacobian (carry_jacobian)
         self.predictions = 0  # steps that started from the rate predictor
