@@ -481,7 +481,6 @@ def test_coupled_rtol_is_the_tolerance_of_both_blocks(comm, shared_tmp):
     was: 10 iterations either way, measured) and moves the solution by far
     less than r (measured 3e-10 in the metal volume)."""
     from solver.coupling.staggered import CoupledSolver
-    from solver.numerics.linalg import global_max_abs
     from solver.run import RunContext
 
     runs = {}
@@ -500,8 +499,8 @@ def test_coupled_rtol_is_the_tolerance_of_both_blocks(comm, shared_tmp):
             assert res_u <= r * mono._mechanics_scale(), (r, res_u / mono._mechanics_scale())
             assert res_w <= r * mono._ec_scale, (r, res_w / mono._ec_scale)
             cs.commit()
-        runs[r] = (its, cs.xi.x.array.copy(), cs.mech.u.x.array.copy())
-    (its_loose, xi_loose, u_loose), (its_tight, xi_tight, u_tight) = runs[1e-4], runs[1e-8]
+        runs[r] = (its, cs.scalars(t))  # global numbers: the two meshes may be partitioned differently
+    (its_loose, loose), (its_tight, tight) = runs[1e-4], runs[1e-8]
     assert its_loose < its_tight, (its_loose, its_tight)
-    assert global_max_abs(xi_loose - xi_tight, comm) <= 1e-4
-    assert global_max_abs(u_loose - u_tight, comm) <= 1e-4 * global_max_abs(u_tight, comm)
+    for key in ("metal_area_m2", "current_density_A_m2", "elastic_energy_J_m", "max_pressure_Pa"):
+        assert loose[key] == pytest.approx(tight[key], rel=1e-4), (key, loose[key], tight[key])
