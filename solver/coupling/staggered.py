@@ -281,12 +281,7 @@ class CoupledSolver:
                 converged = True
                 break
             dd = global_max_abs(self.d.x.array - d_prev, self.comm)
-            res_u = measured
-            if res_u is None:
-                res_u = 0.0
-                if self.mech is not None and (self.frac is not None or self.ec is not None):
-                    with ctx.phase("mechanics"):
-                        res_u = self.mech.residual_norm()
+            res_u = measured if measured is not None else self._mechanics_residual()
             if dxi <= st.tol_xi and dd <= st.tol_d and res_u <= st.tol_u:
                 converged = True
                 break
@@ -316,9 +311,16 @@ class CoupledSolver:
             return True, None
         if dxi > st.tol_xi:
             return False, None
-        with self.ctx.phase("mechanics"):
-            res_u = self.mech.residual_norm()
+        res_u = self._mechanics_residual()
         return res_u <= st.tol_u, res_u
+
+    def _mechanics_residual(self) -> float:
+        """The relative mechanics residual with the current xi and d (0 without
+        mechanics, or for mechanics alone, which is solved exactly)."""
+        if self.mech is None or (self.frac is None and self.ec is None):
+            return 0.0
+        with self.ctx.phase("mechanics"):
+            return self.mech.residual_norm()
 
     def step_problems(self, xi0: np.ndarray, d0: np.ndarray, converged: bool, unconverged: str) -> list[str]:
         """Why the step that started from (xi0, d0) should be rejected: the coupled
