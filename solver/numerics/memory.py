@@ -13,6 +13,10 @@ of remeshes rather than with the mesh:
    comes from the brk heap. An LU factorisation's arrays grow a little with
    each remesh, so each new factor fits in none of the holes the old ones
    left, and the heap only grows (``allow_mmap``).
+3. On more than one rank the PETSc objects of a collected model are parked
+   by petsc4py on their own communicators (DOLFINx's duplicates of the old
+   mesh's), and ``release_memory`` cleans only COMM_WORLD's: ``retire``
+   destroys them, collectively, when the model is replaced.
 """
 from __future__ import annotations
 
