@@ -473,6 +473,25 @@ def test_checkpoint_round_trip_of_an_adapted_domain(comm, shared_tmp):
     assert dom.info["adapted"] and dom.n_grains == model.domain.n_grains
 
 
+def _two_remeshes_with_a_step_between(comm, shared_tmp):
+    """SMALL (LU for the coupled system) remeshed twice, with a solved and
+    committed step on the first adapted model (its LU factors exist):
+    returns (first, second), the model the second remesh replaced and the new one."""
+    from solver.mesh.adapt import MeshAdapter
+    from solver.run import RunContext, build_model
+
+    cfg = _cfg(overrides=["solver.petsc.coupled.ksp_type=preonly", "solver.petsc.coupled.pc_type=lu"])
+    ctx = RunContext(cfg, shared_tmp, comm)
+    base = build_model(ctx)
+    ad = MeshAdapter(ctx, base, lambda d: build_model(ctx, d))
+    first = ad.adapt(base, 0, band=np.array([[x, 1.2, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
+    first.save_state()
+    first.solve(0.01, 0.01)
+    first.commit()
+    second = ad.adapt(first, 1, band=np.array([[x, 2.0, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
+    return first, second
+
+
 @pytest.mark.mpi
 def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
     """After a remesh the old model, with its forms, solvers and PETSc
@@ -488,19 +507,9 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
     model between them is gone once replaced."""
     import weakref
 
-    from solver.mesh.adapt import MeshAdapter
     from solver.numerics.memory import release_memory
-    from solver.run import RunContext, build_model
 
-    cfg = _cfg(overrides=["solver.petsc.coupled.ksp_type=preonly", "solver.petsc.coupled.pc_type=lu"])
-    ctx = RunContext(cfg, shared_tmp, comm)
-    base = build_model(ctx)
-    ad = MeshAdapter(ctx, base, lambda d: build_model(ctx, d))
-    first = ad.adapt(base, 0, band=np.array([[x, 1.2, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
-    first.save_state()
-    first.solve(0.01, 0.01)
-    first.commit()
-    second = ad.adapt(first, 1, band=np.array([[x, 2.0, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
+    first, second = _two_remeshes_with_a_step_between(comm, shared_tmp)
     assert second is not first
     gone = weakref.ref(first)
     del first
@@ -521,19 +530,9 @@ def test_a_replaced_model_destroys_its_petsc_objects(comm, shared_tmp):
     the same DOFs, and at 416 MB with retire. Two remeshes of SMALL with a
     solved step in between: the old model's objects (more than a few) have
     null handles, the new model's none, and the new model solves a step."""
-    from solver.mesh.adapt import MeshAdapter
     from solver.numerics.memory import _petsc_objects, retire
-    from solver.run import RunContext, build_model
 
-    cfg = _cfg(overrides=["solver.petsc.coupled.ksp_type=preonly", "solver.petsc.coupled.pc_type=lu"])
-    ctx = RunContext(cfg, shared_tmp, comm)
-    base = build_model(ctx)
-    ad = MeshAdapter(ctx, base, lambda d: build_model(ctx, d))
-    first = ad.adapt(base, 0, band=np.array([[x, 1.2, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
-    first.save_state()
-    first.solve(0.01, 0.01)
-    first.commit()
-    second = ad.adapt(first, 1, band=np.array([[x, 2.0, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
+    first, second = _two_remeshes_with_a_step_between(comm, shared_tmp)
     old, new = _petsc_objects(first), _petsc_objects(second)
     kinds = sorted({type(o).__name__ for o in old})
     assert {"KSP", "Mat", "Vec"} <= set(kinds), kinds

@@ -121,7 +121,7 @@ def retire(old, new, comm=MPI.COMM_WORLD) -> int:
     gone: on 64 grains, 2 ranks, 16 remeshes of the same model, 278 -> 323
     MB per rank without and 277 -> 281 MB with this. Returns the number of
     objects destroyed."""
-    keep = {id(o) for o in _petsc_objects(new)} if new is not None else set()
+    keep = {id(o) for o in _petsc_objects(new)}
     doomed = [o for o in _petsc_objects(old) if id(o) not in keep and o.handle]
     for obj in doomed:  # the same objects in the same order on every rank (collective destroys)
         obj.destroy()

@@ -80,8 +80,7 @@ def run_time_loop(ctx, model) -> None:
                         # a step whose crack escapes the refined band is redone on a new mesh
                         new, info = adapter.solve_step(model, t + h, h, step)
                         info = {**info, "redo": adapter.last_redo}  # solves redone on a refined mesh (scalars.csv)
-                        if new is not model:
-                            retire(model, new, ctx.comm)  # its PETSc objects, before the mesh they live on goes
+                        if new is not model:  # solve_step retired the PETSc objects of every model it replaced
                             model = new
                             writer = _on_new_mesh(ctx, writer, model)
                         del new
