@@ -476,7 +476,8 @@ def test_checkpoint_round_trip_of_an_adapted_domain(comm, shared_tmp):
 def _two_remeshes_with_a_step_between(comm, shared_tmp):
     """SMALL (LU for the coupled system) remeshed twice, with a solved and
     committed step on the first adapted model (its LU factors exist):
-    returns (first, second), the model the second remesh replaced and the new one."""
+    returns (first, second, adapter), the model the second remesh replaced
+    and the new one."""
     from solver.mesh.adapt import MeshAdapter
     from solver.run import RunContext, build_model
 
@@ -489,7 +490,7 @@ def _two_remeshes_with_a_step_between(comm, shared_tmp):
     first.solve(0.01, 0.01)
     first.commit()
     second = ad.adapt(first, 1, band=np.array([[x, 2.0, 0.0] for x in np.linspace(0.0, 4.0, 41)]))
-    return first, second
+    return first, second, ad
 
 
 @pytest.mark.mpi
@@ -509,7 +510,7 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
 
     from solver.numerics.memory import release_memory
 
-    first, second = _two_remeshes_with_a_step_between(comm, shared_tmp)
+    first, second, _ = _two_remeshes_with_a_step_between(comm, shared_tmp)
     assert second is not first
     gone = weakref.ref(first)
     del first
@@ -521,23 +522,23 @@ def test_a_model_replaced_by_a_remesh_is_freed(comm, shared_tmp):
 
 @pytest.mark.mpi
 def test_a_replaced_model_destroys_its_petsc_objects(comm, shared_tmp):
-    """retire(old, new) destroys every PETSc object of the replaced model
-    (matrices, vectors, solvers with their LU factors) that the new one does
-    not share. Left to the cyclic collector, on 2 ranks petsc4py parks them
+    """A remesh (MeshAdapter.adapt, through retire(old, new)) destroys every
+    PETSc object of the replaced model (matrices, vectors, solvers with their
+    LU factors) that the new one does not share. Left to the cyclic collector, on 2 ranks petsc4py parks them
     on their own communicators, DOLFINx's duplicates of the old mesh's,
     which release_memory (COMM_WORLD) never cleans: a 64-grain specimen run
     on 2 ranks ended at 583 MB per rank against ~370 MB after a restart at
     the same DOFs, and at 416 MB with retire. Two remeshes of SMALL with a
     solved step in between: the old model's objects (more than a few) have
     null handles, the new model's none, and the new model solves a step."""
-    from solver.numerics.memory import _petsc_objects, retire
+    from solver.numerics.memory import _petsc_objects
 
-    first, second = _two_remeshes_with_a_step_between(comm, shared_tmp)
+    first, second, ad = _two_remeshes_with_a_step_between(comm, shared_tmp)
     old, new = _petsc_objects(first), _petsc_objects(second)
     kinds = sorted({type(o).__name__ for o in old})
     assert {"KSP", "Mat", "Vec"} <= set(kinds), kinds
     shared = {id(o) for o in new} & {id(o) for o in old}
-    n = retire(first, second, comm)
+    n = ad.last_retired
     assert n == len(old) - len(shared) and n > 10, (n, len(old), len(shared))
     assert all(o.handle == 0 for o in old if id(o) not in shared)
     assert all(o.handle != 0 for o in new)

@@ -431,6 +431,7 @@ class MeshAdapter:
         self.flaw_points = self._flaw_points(base) if self.ad.refine_flaws else np.zeros((0, 3))
         self.remeshes = int(getattr(model.domain, "info", {}).get("remesh", 0))
         self.records: list[dict] = []
+        self.last_retired = 0  # PETSc objects the last adapt destroyed with the model it replaced
         self.h_min = self.ad.h_min / _length_unit() if self.ad.h_min else 0.0
 
     def _flaw_points(self, base) -> np.ndarray:
@@ -533,8 +534,7 @@ class MeshAdapter:
             if new is model:
                 info = model.solve(t_new, h)  # restored: solve again on the same mesh (nothing else to refine)
                 break
-            retire(model, new, self.comm)  # its PETSc objects now; the rest when the caller lets go of it
-            model = new
+            model = new  # adapt retired the old model's PETSc objects; the rest goes when the caller lets go of it
             model.save_state()
             info = model.solve(t_new, h)
             redo += 1
@@ -542,18 +542,16 @@ class MeshAdapter:
         self.last_redo = redo
         return model, info
 
-    def maybe_adapt(self, model, step: int):
-        """The model on the mesh the indicator asks for (``model`` itself when not due or unchanged)."""
-        if not self.due(step, model):
-            return model
-        return self.adapt(model, step)
-
     def adapt(self, model, step: int = 0, band: np.ndarray | None = None):
         """``model`` (its committed state) on the base refined towards ``band``
         (centroids, um; default: the indicator on ``model``'s fields). A step
         whose trial state escaped the refined band (``escaped``) is redone on
         the mesh of that trial state's band: ``band = adapter.band(model)``,
-        ``model.restore_state()``, ``adapter.adapt(model, step, band)``, solve again."""
+        ``model.restore_state()``, ``adapter.adapt(model, step, band)``, solve again.
+        A new model replaces ``model``: once the state is moved, the PETSc
+        objects of ``model`` that the new one does not share are destroyed
+        (``numerics.memory.retire``; their number in ``last_retired``), so
+        ``model`` must not be solved again."""
         t0 = time.perf_counter()
         band = self.band(model) if band is None else band
         dofs_now = model.dofs()
@@ -574,6 +572,7 @@ class MeshAdapter:
             raise
         except Exception as exc:  # noqa: BLE001  a failed remesh stops the run with the old model intact
             raise AdaptError(f"mesh.adapt: remesh at step {step} failed: {type(exc).__name__}: {exc}") from exc
+        self.last_retired = retire(model, new, self.comm)
         self.remeshes += 1
         domain.info["remesh"] = self.remeshes
         rec = {"step": step, "remesh": self.remeshes, "levels": level, "cells": tm.global_cells(),

@@ -28,7 +28,7 @@ from ..io import checkpoint
 from ..io.log import Progress, get_logger
 from ..io.xdmf import FieldWriter
 from ..numerics.linalg import SolveError
-from ..numerics.memory import release_memory, resident_mib, retire
+from ..numerics.memory import release_memory, resident_mib
 from .stepping import StepSizeController, schedule_breakpoints
 from .stop import Interrupted, check_stop
 
@@ -80,7 +80,7 @@ def run_time_loop(ctx, model) -> None:
                         # a step whose crack escapes the refined band is redone on a new mesh
                         new, info = adapter.solve_step(model, t + h, h, step)
                         info = {**info, "redo": adapter.last_redo}  # solves redone on a refined mesh (scalars.csv)
-                        if new is not model:  # solve_step retired the PETSc objects of every model it replaced
+                        if new is not model:  # the adapter retired the PETSc objects of every model it replaced
                             model = new
                             writer = _on_new_mesh(ctx, writer, model)
                         del new
@@ -137,8 +137,7 @@ def run_time_loop(ctx, model) -> None:
                     and adapter.due(step, model):
                 with ctx.phase("mesh"):
                     new = adapter.adapt(model, step)  # AdaptError: stops with the old model checkpointed
-                if new is not model:
-                    retire(model, new, ctx.comm)  # its PETSc objects, before the mesh they live on goes
+                if new is not model:  # adapt retired the old model's PETSc objects
                     model = new
                     with ctx.phase("output"):
                         writer = _on_new_mesh(ctx, writer, model)
